@@ -1,0 +1,330 @@
+#include "command.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "rglue.h"
+
+/* ---- the table --------------------------------------------------------- */
+
+/* Every command, sorted by name at first use for binary search. */
+static const command **table;
+static size_t tableLen;
+
+static int compareCommands(const void *a, const void *b)
+{
+    const command *x = *(const command *const *)a;
+    const command *y = *(const command *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static void tableInit(void)
+{
+    if (table != NULL) return;
+    const struct { const command *cmds; size_t n; } groups[] = {
+        {string_commands, string_commands_count},
+        {hash_commands, hash_commands_count},
+        {keys_commands, keys_commands_count},
+        {server_commands, server_commands_count},
+    };
+    size_t total = 0;
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        total += groups[g].n;
+    }
+    const command **t = calloc(total, sizeof *t);
+    if (t == NULL) abort();
+    size_t k = 0;
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        for (size_t i = 0; i < groups[g].n; i++) t[k++] = &groups[g].cmds[i];
+    }
+    qsort(t, total, sizeof *t, compareCommands);
+    table = t;
+    tableLen = total;
+}
+
+const command *command_lookup(const char *name, size_t len)
+{
+    char lower[32];
+    if (len == 0 || len >= sizeof lower) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    }
+    lower[len] = '\0';
+    tableInit();
+    size_t lo = 0, hi = tableLen;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int cmp = strcmp(lower, table[mid]->name);
+        if (cmp == 0) return table[mid];
+        if (cmp < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return NULL;
+}
+
+size_t command_count(void)
+{
+    tableInit();
+    return tableLen;
+}
+
+const command *command_at(size_t i)
+{
+    tableInit();
+    return i < tableLen ? table[i] : NULL;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+void reply_arity_error(resp_buf *b, const char *name)
+{
+    resp_add_errorf(b, "ERR wrong number of arguments for '%s' command", name);
+}
+
+void reply_storage_error(resp_buf *b, int rc)
+{
+    if (rc == STORAGE_EWRONGTYPE) {
+        resp_add_error(b, ERR_WRONGTYPE);
+        return;
+    }
+    resp_add_errorf(b, "ERR storage error: %s", storage_strerror(rc));
+}
+
+bool arg_equals(const resp_arg *a, const char *s)
+{
+    size_t n = strlen(s);
+    return a->len == n && strncasecmp(a->ptr, s, n) == 0;
+}
+
+storage_slice arg_slice(const resp_arg *a)
+{
+    storage_slice s = {a->ptr, a->len};
+    return s;
+}
+
+bool parse_ll(const char *s, size_t len, long long *out)
+{
+    if (len == 0 || len > 20) return false;
+    size_t i = 0;
+    bool neg = false;
+    if (s[0] == '-') {
+        neg = true;
+        i = 1;
+        if (len == 1) return false;
+    }
+    /* Redis rejects leading zeros ("01", "-0") except the number 0 itself. */
+    if (s[i] == '0') {
+        if (len == 1) {
+            *out = 0;
+            return true;
+        }
+        return false;
+    }
+    unsigned long long v = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (ULLONG_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (unsigned long long)LLONG_MAX + 1) return false;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
+                                                      : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX) return false;
+        *out = (long long)v;
+    }
+    return true;
+}
+
+bool parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20) return false;
+    if (s[0] == '0' && len > 1) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+storage_txn *read_txn_or_reply(client *c)
+{
+    storage_txn *t = fsm_read_txn(c->srv->fsm);
+    if (t == NULL) {
+        resp_add_error(client_reply(c),
+                       "ERR cannot read the state (see the server log)");
+    }
+    return t;
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static void replyUnknownCommand(resp_buf *b, size_t argc, const resp_arg *argv)
+{
+    /* Redis: "ERR unknown command 'x', with args beginning with: 'a' 'b' " */
+    char msg[512];
+    int off = snprintf(msg, sizeof msg, "ERR unknown command '%.*s', with "
+                       "args beginning with: ", (int)(argv[0].len > 128
+                       ? 128 : argv[0].len), argv[0].ptr);
+    for (size_t i = 1; i < argc && off < (int)sizeof msg - 1; i++) {
+        int n = snprintf(msg + off, sizeof msg - (size_t)off, "'%.*s' ",
+                         (int)(argv[i].len > 128 ? 128 : argv[i].len),
+                         argv[i].ptr);
+        if (n < 0 || off + n >= (int)sizeof msg) break;
+        off += n;
+    }
+    resp_add_error(b, msg);
+}
+
+/* Map a raft-side failure to the client-visible error. */
+static void replyRaftError(resp_buf *b, int rc)
+{
+    switch (rc) {
+        case RGLUE_ENOTLEADER:
+            resp_add_error(b, "TRYAGAIN no raft leader is available on this "
+                              "member right now; retry shortly");
+            break;
+        case RGLUE_EUNKNOWN:
+            resp_add_error(b, "TRYAGAIN leadership changed while the command "
+                              "was in flight; its outcome is unknown");
+            break;
+        case RGLUE_EFAILED:
+            resp_add_error(b, "MISCONF this member stopped accepting writes "
+                              "after a local failure (see INFO raft)");
+            break;
+        case RGLUE_ESHUTDOWN:
+            resp_add_error(b, "TRYAGAIN server is shutting down");
+            break;
+        case RGLUE_ETOOBIG:
+            resp_add_error(b, "ERR command too large for the log");
+            break;
+        default:
+            resp_add_errorf(b, "ERR %s", rglue_strerror(rc));
+    }
+}
+
+static void onWriteDone(void *arg, int status, const void *reply, size_t len)
+{
+    reply_slot *slot = arg;
+    if (status == 0) resp_add_raw(&slot->reply, reply, len);
+    else replyRaftError(&slot->reply, status);
+    client_slot_done(slot);
+}
+
+static void onReadReady(void *arg, int status)
+{
+    reply_slot *slot = arg;
+    client *c = slot->client;
+    if (c != NULL) {
+        if (status == 0) {
+            /* The held read may run now: drop its placeholder slot. */
+            c->flags |= CLIENT_READ_READY;
+        } else {
+            replyRaftError(&slot->reply, status);
+            c->flags |= CLIENT_READ_FAILED;
+        }
+    }
+    client_slot_done(slot);
+}
+
+static void dispatchWrite(client *c, const command *cmd, size_t argc,
+                          const resp_arg *argv)
+{
+    server *srv = c->srv;
+    if (cmd->check != NULL) {
+        resp_buf err;
+        resp_buf_init(&err);
+        if (cmd->check(argc, argv, &err) != 0) {
+            resp_add_raw(client_reply(c), err.data, err.len);
+            srv->stats.commands_failed++;
+            resp_buf_free(&err);
+            return;
+        }
+        resp_buf_free(&err);
+    }
+    void *data;
+    size_t len;
+    if (fsm_encode_command(0, argc, argv, &data, &len) != 0) {
+        resp_add_error(client_reply(c), "ERR out of memory");
+        return;
+    }
+    reply_slot *slot = client_slot_new(c);
+    int rc = rglue_propose(srv->raft, data, len, onWriteDone, slot);
+    free(data);
+    if (rc != 0) {
+        replyRaftError(&slot->reply, rc);
+        srv->stats.commands_failed++;
+        client_slot_done(slot);
+    }
+}
+
+int command_dispatch(client *c, size_t argc, const resp_arg *argv)
+{
+    server *srv = c->srv;
+    const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
+
+    /* Reads and local commands run only when nothing is outstanding, so they
+     * see this client's earlier writes and reply after them. */
+    if ((cmd == NULL || !(cmd->flags & CMD_WRITE)) && c->slots_head != NULL) {
+        return DISPATCH_WAIT;
+    }
+    if (c->flags & CLIENT_READ_FAILED) {
+        /* The barrier failed and its error reply was sent: the read is done. */
+        c->flags &= ~(unsigned)CLIENT_READ_FAILED;
+        return DISPATCH_DONE;
+    }
+
+    srv->stats.commands_processed++;
+    c->last_cmd_ms = server_now_ms();
+    if (cmd == NULL) {
+        replyUnknownCommand(client_reply(c), argc, argv);
+        srv->stats.commands_failed++;
+        return DISPATCH_DONE;
+    }
+    snprintf(c->last_cmd, sizeof c->last_cmd, "%s", cmd->name);
+    if ((cmd->arity > 0 && (size_t)cmd->arity != argc) ||
+        (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
+        reply_arity_error(client_reply(c), cmd->name);
+        srv->stats.commands_failed++;
+        return DISPATCH_DONE;
+    }
+    if (!(c->flags & CLIENT_AUTHENTICATED) && !(cmd->flags & CMD_NOAUTH)) {
+        resp_add_error(client_reply(c), "NOAUTH Authentication required.");
+        srv->stats.commands_failed++;
+        return DISPATCH_DONE;
+    }
+
+    if (cmd->flags & CMD_WRITE) {
+        dispatchWrite(c, cmd, argc, argv);
+        return DISPATCH_DONE;
+    }
+    if ((cmd->flags & CMD_READ) && !(c->flags & CLIENT_READ_READY) &&
+        !rglue_can_read_now(srv->raft)) {
+        reply_slot *slot = client_slot_new(c);
+        slot->is_read = true;
+        int rc = rglue_read(srv->raft, onReadReady, slot);
+        if (rc != 0) {
+            /* Nothing outstanding before it: reply the error in place. */
+            replyRaftError(&slot->reply, rc);
+            srv->stats.commands_failed++;
+            client_slot_done(slot);
+            return DISPATCH_DONE;
+        }
+        srv->stats.commands_processed--; /* counted when it runs */
+        return DISPATCH_WAIT;
+    }
+    c->flags &= ~(unsigned)CLIENT_READ_READY;
+    cmd->exec(c, argc, argv);
+    return DISPATCH_DONE;
+}

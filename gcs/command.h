@@ -1,0 +1,117 @@
+/* command: the declarative command table and the one place where arity,
+ * authentication and flags are checked before a handler runs.
+ *
+ * A command is one of:
+ *  - local (exec): answered on this member, e.g. PING, CLIENT, INFO;
+ *  - read (exec + CMD_READ): answered from the local state once a read of it
+ *    is linearizable (rglue_can_read_now, or after a barrier);
+ *  - write (check + apply + CMD_WRITE): check validates the arguments on the
+ *    member that receives it (no state is looked at: entries ahead in the log
+ *    may change it), then the command goes through the raft log and apply
+ *    decides its outcome and reply on every member.
+ */
+#ifndef GCS_COMMAND_H
+#define GCS_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fsm.h"
+#include "resp.h"
+#include "server.h"
+
+enum {
+    CMD_WRITE = 1 << 0,    /* changes state: goes through the log */
+    CMD_READ = 1 << 1,     /* reads state: needs a linearizable read */
+    CMD_ADMIN = 1 << 2,
+    CMD_NOAUTH = 1 << 3,   /* allowed before AUTH */
+    CMD_FAST = 1 << 4,     /* O(1) or O(log n) (COMMAND INFO flag) */
+    CMD_PUBSUB = 1 << 5,
+};
+
+typedef struct command command;
+
+/* Local or read command: reply with client_reply(c). */
+typedef void (*cmd_exec_fn)(client *c, size_t argc, const resp_arg *argv);
+
+/* Write command, before proposing: 0 to go ahead, or -1 with an error reply
+ * written to @err. Must not look at the state. */
+typedef int (*cmd_check_fn)(size_t argc, const resp_arg *argv, resp_buf *err);
+
+/* Write command, in the state machine: write the reply into @reply and
+ * return 0 (command errors such as WRONGTYPE are replies too), or return a
+ * storage error code when the transaction failed (the member fail-stops). */
+typedef int (*cmd_apply_fn)(apply_ctx *a, size_t argc, const resp_arg *argv,
+                            resp_buf *reply);
+
+struct command {
+    const char *name;   /* lower case */
+    int arity;          /* Redis convention: -N means at least N */
+    unsigned flags;
+    cmd_exec_fn exec;
+    cmd_check_fn check;
+    cmd_apply_fn apply;
+    int first_key, last_key, key_step; /* for COMMAND INFO */
+    const char *group;  /* for COMMAND DOCS */
+    const char *summary;
+};
+
+/* Look @name up, case-insensitively. NULL when unknown. */
+const command *command_lookup(const char *name, size_t len);
+size_t command_count(void);
+const command *command_at(size_t i);
+
+enum { DISPATCH_DONE = 0, DISPATCH_WAIT = 1 };
+
+/* Run one request of @c. DISPATCH_WAIT means it cannot run before the
+ * client's outstanding replies: hold it and call again later. */
+int command_dispatch(client *c, size_t argc, const resp_arg *argv);
+
+/* ---- handler helpers shared by the t_*.c files ------------------------ */
+
+/* Redis's canonical replies. */
+#define ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
+#define ERR_NOT_INTEGER "ERR value is not an integer or out of range"
+#define ERR_OVERFLOW "ERR increment or decrement would overflow"
+#define ERR_SYNTAX "ERR syntax error"
+
+void reply_arity_error(resp_buf *b, const char *name);
+/* A storage error during a read: reply an error naming it. */
+void reply_storage_error(resp_buf *b, int rc);
+
+bool arg_equals(const resp_arg *a, const char *s); /* case-insensitive */
+storage_slice arg_slice(const resp_arg *a);
+
+/* Strict integer parsing with Redis's rules (no spaces, no '+', no leading
+ * zeros, in range). */
+bool parse_ll(const char *s, size_t len, long long *out);
+bool parse_u64(const char *s, size_t len, uint64_t *out);
+
+/* The state machine's view for read handlers: the shared read transaction,
+ * or NULL after replying an error. */
+storage_txn *read_txn_or_reply(client *c);
+
+/* SCAN / HSCAN arguments: cursor [MATCH pattern] [COUNT n] [TYPE t]
+ * [NOVALUES]. @first is the index of the cursor argument; @hash selects
+ * HSCAN's options. Returns 0, or -1 with Redis's error in @err. */
+typedef struct scan_args {
+    uint64_t cursor;
+    const resp_arg *match; /* NULL: everything */
+    size_t count;          /* default 10 */
+    const resp_arg *type;  /* SCAN TYPE; NULL: any */
+    bool novalues;         /* HSCAN NOVALUES */
+} scan_args;
+int scan_parse_args(size_t argc, const resp_arg *argv, size_t first, bool hash,
+                    scan_args *out, resp_buf *err);
+
+/* Handler tables of each t_*.c file, concatenated by command.c. */
+extern const command string_commands[];
+extern const size_t string_commands_count;
+extern const command hash_commands[];
+extern const size_t hash_commands_count;
+extern const command keys_commands[];
+extern const size_t keys_commands_count;
+extern const command server_commands[];
+extern const size_t server_commands_count;
+
+#endif /* GCS_COMMAND_H */

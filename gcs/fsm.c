@@ -1,0 +1,253 @@
+#include "fsm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "command.h"
+#include "gcs.pb-c.h"
+#include "log.h"
+
+int fsm_open(fsm *f, const char *dir, uint64_t map_size, char *err,
+             size_t errlen)
+{
+    memset(f, 0, sizeof *f);
+    storage_options opts = {.map_size = (size_t)map_size};
+    int rc = storage_open(dir, &opts, &f->store, err, errlen);
+    if (rc != 0) return rc;
+    storage_txn *t;
+    rc = storage_begin(f->store, false, &t);
+    if (rc == 0) {
+        rc = storage_meta_get(t, STORAGE_META_APPLIED_INDEX,
+                              &f->applied_index);
+        storage_abort(t);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot read the applied index: %s",
+                 storage_strerror(rc));
+        storage_close(f->store);
+        f->store = NULL;
+    }
+    return rc;
+}
+
+void fsm_close(fsm *f)
+{
+    fsm_end_reads(f);
+    storage_close(f->store);
+    f->store = NULL;
+}
+
+storage_txn *fsm_read_txn(fsm *f)
+{
+    if (f->read_txn == NULL) {
+        int rc = storage_begin(f->store, false, &f->read_txn);
+        if (rc != 0) {
+            log_warn("cannot begin a read transaction: %s",
+                     storage_strerror(rc));
+            f->read_txn = NULL;
+        }
+    }
+    return f->read_txn;
+}
+
+void fsm_end_reads(fsm *f)
+{
+    if (f->read_txn != NULL) {
+        storage_abort(f->read_txn);
+        f->read_txn = NULL;
+    }
+}
+
+int fsm_encode_command(uint64_t request_id, size_t argc, const resp_arg *argv,
+                       void **out, size_t *len)
+{
+    Gcs__Command msg = GCS__COMMAND__INIT;
+    ProtobufCBinaryData stackArgs[8];
+    ProtobufCBinaryData *args = stackArgs;
+    if (argc > 8) {
+        args = malloc(argc * sizeof *args);
+        if (args == NULL) return -1;
+    }
+    for (size_t i = 0; i < argc; i++) {
+        args[i].data = (uint8_t *)argv[i].ptr;
+        args[i].len = argv[i].len;
+    }
+    msg.request_id = request_id;
+    msg.n_argv = argc;
+    msg.argv = args;
+    size_t n = gcs__command__get_packed_size(&msg);
+    uint8_t *buf = malloc(n > 0 ? n : 1);
+    if (buf != NULL) gcs__command__pack(&msg, buf);
+    if (args != stackArgs) free(args);
+    if (buf == NULL) return -1;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Run one decoded command against the entry's transaction. Returns 0 (the
+ * reply, possibly an error, is in @reply) or a storage error. */
+static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
+                        resp_buf *reply)
+{
+    if (msg->n_argv == 0) {
+        resp_add_error(reply, "ERR empty command");
+        return 0;
+    }
+    resp_arg stackArgv[8];
+    resp_arg *argv = stackArgv;
+    if (msg->n_argv > 8) {
+        argv = malloc(msg->n_argv * sizeof *argv);
+        if (argv == NULL) return STORAGE_ENOMEM;
+    }
+    for (size_t i = 0; i < msg->n_argv; i++) {
+        argv[i].ptr = (const char *)msg->argv[i].data;
+        argv[i].len = msg->argv[i].len;
+    }
+    int rc = 0;
+    const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
+    if (cmd == NULL || cmd->apply == NULL) {
+        /* Only a member running other code could have logged this. */
+        resp_add_errorf(reply, "ERR command '%.*s' cannot be applied by this "
+                        "version", (int)(argv[0].len > 64 ? 64 : argv[0].len),
+                        argv[0].ptr);
+    } else if ((cmd->arity > 0 && (size_t)cmd->arity != msg->n_argv) ||
+               (cmd->arity < 0 && msg->n_argv < (size_t)-cmd->arity)) {
+        reply_arity_error(reply, cmd->name);
+    } else {
+        rc = cmd->apply(a, msg->n_argv, argv, reply);
+    }
+    if (argv != stackArgv) free(argv);
+    return rc;
+}
+
+static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
+                    const rglue_cmd *cmds, size_t n, rglue_reply_fn reply,
+                    void *token)
+{
+    fsm *f = ctx;
+    if (f->failed) return -1;
+    if (index <= f->applied_index) return 0; /* already in storage */
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fsm_end_reads(f);
+    storage_txn *txn;
+    int rc = storage_begin(f->store, true, &txn);
+    if (rc != 0) goto fail;
+
+    apply_ctx a = {.txn = txn, .index = index, .time_ms = time_ms};
+    resp_buf replies;
+    resp_buf_init(&replies);
+    size_t stackEnds[64];
+    size_t *ends = n <= 64 ? stackEnds : malloc(n * sizeof *ends);
+    if (ends == NULL) {
+        rc = STORAGE_ENOMEM;
+        goto abort;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Gcs__Command *msg = gcs__command__unpack(NULL, cmds[i].len,
+                                                 cmds[i].data);
+        if (msg == NULL) {
+            resp_add_error(&replies, "ERR malformed command in the log");
+        } else {
+            rc = applyCommand(&a, msg, &replies);
+            gcs__command__free_unpacked(msg, NULL);
+            if (rc != 0) goto abort;
+        }
+        ends[i] = replies.len;
+    }
+    rc = storage_meta_set(txn, STORAGE_META_APPLIED_INDEX, index);
+    if (rc != 0) goto abort;
+    rc = storage_commit(txn);
+    txn = NULL;
+    if (rc != 0) goto free_replies;
+
+    f->applied_index = index;
+    f->entries_applied++;
+    f->commands_applied += n;
+    /* Acknowledge only what is committed. */
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        reply(token, i, replies.data + start, ends[i] - start);
+        start = ends[i];
+    }
+    if (ends != stackEnds) free(ends);
+    resp_buf_free(&replies);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    f->last_apply_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+                                  (t1.tv_nsec - t0.tv_nsec) / 1000);
+    return 0;
+
+abort:
+    storage_abort(txn);
+free_replies:
+    if (ends != NULL && ends != stackEnds) free(ends);
+    resp_buf_free(&replies);
+fail:
+    f->failed = true;
+    snprintf(f->failure, sizeof f->failure,
+             "applying entry %llu failed: %s", (unsigned long long)index,
+             storage_strerror(rc));
+    log_warn("%s; this member stops applying", f->failure);
+    return rc != 0 ? rc : -1;
+}
+
+static uint64_t fsmAppliedIndex(void *ctx)
+{
+    fsm *f = ctx;
+    return f->applied_index;
+}
+
+static int fsmSync(void *ctx)
+{
+    fsm *f = ctx;
+    return storage_sync(f->store);
+}
+
+static int fsmDump(void *ctx, void **buf, size_t *len, uint64_t *index)
+{
+    fsm *f = ctx;
+    storage_txn *t;
+    int rc = storage_begin(f->store, false, &t);
+    if (rc != 0) return rc;
+    rc = storage_meta_get(t, STORAGE_META_APPLIED_INDEX, index);
+    if (rc == 0) rc = storage_dump(t, buf, len);
+    storage_abort(t);
+    return rc;
+}
+
+static int fsmRestore(void *ctx, const void *buf, size_t len)
+{
+    fsm *f = ctx;
+    uint64_t index;
+    int rc = storage_dump_applied_index(buf, len, &index);
+    if (rc != 0) {
+        log_warn("snapshot rejected: %s", storage_strerror(rc));
+        return rc;
+    }
+    if (index <= f->applied_index) return 0; /* we are already there */
+    fsm_end_reads(f);
+    rc = storage_load_dump(f->store, buf, len);
+    if (rc != 0) {
+        log_warn("snapshot restore failed: %s", storage_strerror(rc));
+        return rc;
+    }
+    log_notice("state restored from a snapshot at index %llu",
+               (unsigned long long)index);
+    f->applied_index = index;
+    return 0;
+}
+
+void fsm_raft_hooks(fsm *f, rglue_fsm *hooks)
+{
+    memset(hooks, 0, sizeof *hooks);
+    hooks->ctx = f;
+    hooks->apply = fsmApply;
+    hooks->applied_index = fsmAppliedIndex;
+    hooks->sync = fsmSync;
+    hooks->dump = fsmDump;
+    hooks->restore = fsmRestore;
+}

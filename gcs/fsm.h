@@ -1,0 +1,58 @@
+/* fsm: gcsd's replicated state machine. Applies committed log entries (each a
+ * batch of protobuf Commands) to storage in one LMDB transaction per entry,
+ * decides every command's outcome there, and produces its RESP reply.
+ *
+ * Apply is deterministic: it reads only the entry (its commands, index and
+ * leader timestamp) and the stored state. */
+#ifndef GCS_FSM_H
+#define GCS_FSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "resp.h"
+#include "rglue.h"
+#include "storage.h"
+
+typedef struct fsm {
+    storage *store;
+    storage_txn *read_txn;  /* cached between writes; see fsm_read_txn */
+    uint64_t applied_index; /* mirrors the stored value */
+    uint64_t entries_applied;
+    uint64_t commands_applied;
+    uint64_t last_apply_us; /* duration of the last apply */
+    bool failed;
+    char failure[256];
+} fsm;
+
+/* What a command's apply function sees. */
+typedef struct apply_ctx {
+    storage_txn *txn;   /* the entry's write transaction */
+    uint64_t index;     /* raft index of the entry */
+    int64_t time_ms;    /* leader's clock when the entry was formed */
+} apply_ctx;
+
+/* Open the state in @dir (created by the caller). */
+int fsm_open(fsm *f, const char *dir, uint64_t map_size, char *err,
+             size_t errlen);
+void fsm_close(fsm *f);
+
+/* The hooks rglue calls; ctx is the fsm. */
+void fsm_raft_hooks(fsm *f, rglue_fsm *hooks);
+
+/* A read transaction on the latest applied state, shared by the reads of one
+ * loop iteration: valid until the next apply or fsm_end_reads(). Do not
+ * commit or abort it. NULL (with the reason logged) on failure. */
+storage_txn *fsm_read_txn(fsm *f);
+
+/* End the shared read transaction (once per loop iteration, so no read
+ * transaction outlives an iteration and LMDB can reuse pages). */
+void fsm_end_reads(fsm *f);
+
+/* Encode a command for the log: protobuf Command, caller frees *out with
+ * free(). Returns 0 or -1 (out of memory). */
+int fsm_encode_command(uint64_t request_id, size_t argc, const resp_arg *argv,
+                       void **out, size_t *len);
+
+#endif /* GCS_FSM_H */

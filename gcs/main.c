@@ -1,0 +1,177 @@
+/* gcsd: process entry point. Wires config, state machine, raft member and
+ * client server onto one libuv loop, and shuts them down in order. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "fsm.h"
+#include "log.h"
+#include "rglue.h"
+#include "server.h"
+
+typedef struct app {
+    uv_loop_t loop;
+    config cfg;
+    fsm state;
+    rglue *raft;
+    server srv;
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+    int exit_code;
+} app;
+
+static int makeDir(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
+    fprintf(stderr, "gcsd: cannot create %s: %s\n", path, strerror(errno));
+    return -1;
+}
+
+static void onRaftStopped(void *arg)
+{
+    app *a = arg;
+    a->raft = NULL;
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+}
+
+static void onServerClosed(server *srv)
+{
+    app *a = (app *)((char *)srv - offsetof(app, srv));
+    if (a->raft != NULL) rglue_stop(a->raft, onRaftStopped, a);
+    else onRaftStopped(a);
+}
+
+static void shutdownApp(app *a)
+{
+    if (a->stopping) return;
+    a->stopping = true;
+    log_notice("shutting down");
+    server_close(&a->srv, onServerClosed);
+}
+
+static void onSignal(uv_signal_t *h, int signum)
+{
+    app *a = h->data;
+    log_notice("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    shutdownApp(a);
+}
+
+static void onRole(void *ctx, int role)
+{
+    (void)ctx;
+    log_notice("raft role is now %s",
+               role == RGLUE_ROLE_LEADER      ? "leader"
+               : role == RGLUE_ROLE_FOLLOWER  ? "follower"
+               : role == RGLUE_ROLE_CANDIDATE ? "candidate"
+                                              : "unavailable");
+}
+
+static void onFatal(void *ctx, int code, const char *msg)
+{
+    (void)ctx;
+    log_warn("raft member failed (%s): %s; writes are refused until restart",
+             rglue_strerror(code), msg);
+}
+
+static bool isWildcard(const char *host)
+{
+    return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+           host[0] == '\0';
+}
+
+int main(int argc, char **argv)
+{
+    static app a; /* large; lives for the whole process */
+    int rc = config_load(&a.cfg, argc, argv);
+    if (rc == CONFIG_EXIT_OK) return 0;
+    if (rc != CONFIG_OK) return 2;
+    log_set_level(a.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    char stateDir[1100], raftDir[1100], err[512];
+    snprintf(stateDir, sizeof stateDir, "%s/state", a.cfg.data_dir);
+    snprintf(raftDir, sizeof raftDir, "%s/raft", a.cfg.data_dir);
+    if (makeDir(a.cfg.data_dir) != 0 || makeDir(stateDir) != 0 ||
+        makeDir(raftDir) != 0) {
+        return 1;
+    }
+    if (fsm_open(&a.state, stateDir, a.cfg.map_size, err, sizeof err) != 0) {
+        fprintf(stderr, "gcsd: cannot open the state in %s: %s\n", stateDir,
+                err);
+        return 1;
+    }
+    uv_loop_init(&a.loop);
+
+    /* Raft addresses: what peers dial (advertise) and what we listen on. */
+    char raftAddr[300], raftBind[300];
+    const char *host = a.cfg.raft_advertise[0] ? a.cfg.raft_advertise
+                       : isWildcard(a.cfg.bind) ? "127.0.0.1"
+                                                : a.cfg.bind;
+    snprintf(raftAddr, sizeof raftAddr, "%s:%d", host, a.cfg.raft_port);
+    snprintf(raftBind, sizeof raftBind, "%s:%d",
+             isWildcard(a.cfg.bind) ? "0.0.0.0" : a.cfg.bind,
+             a.cfg.raft_port);
+    rglue_peer peers[CONFIG_MAX_PEERS];
+    for (size_t i = 0; i < a.cfg.n_peers; i++) {
+        peers[i].id = a.cfg.peers[i].id;
+        peers[i].address = a.cfg.peers[i].address;
+        if (a.cfg.peers[i].id == a.cfg.id) {
+            snprintf(raftAddr, sizeof raftAddr, "%s", a.cfg.peers[i].address);
+        }
+    }
+    rglue_config rc_cfg = {
+        .loop = &a.loop,
+        .id = a.cfg.id,
+        .dir = raftDir,
+        .address = raftAddr,
+        .bind_address = raftBind,
+        .peers = peers,
+        .n_peers = a.cfg.n_peers,
+        .election_timeout_ms = a.cfg.election_timeout_ms,
+        .heartbeat_timeout_ms = a.cfg.heartbeat_timeout_ms,
+        .snapshot_threshold = a.cfg.snapshot_threshold,
+        .on_role = onRole,
+        .on_fatal = onFatal,
+        .cb_ctx = &a,
+    };
+    rglue_fsm hooks;
+    fsm_raft_hooks(&a.state, &hooks);
+    rc = rglue_start(&rc_cfg, &hooks, &a.raft, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "gcsd: cannot start the raft member: %s\n", err);
+        fsm_close(&a.state);
+        return 1;
+    }
+    if (server_start(&a.srv, &a.loop, &a.cfg, &a.state, a.raft, err,
+                     sizeof err) != 0) {
+        fprintf(stderr, "gcsd: %s\n", err);
+        rglue_stop(a.raft, NULL, NULL);
+        uv_run(&a.loop, UV_RUN_DEFAULT);
+        fsm_close(&a.state);
+        return 1;
+    }
+    uv_signal_init(&a.loop, &a.sigterm);
+    uv_signal_init(&a.loop, &a.sigint);
+    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_start(&a.sigterm, onSignal, SIGTERM);
+    uv_signal_start(&a.sigint, onSignal, SIGINT);
+
+    log_notice("gcsd ready: clients on %s:%d, raft member %" PRIu64
+               " at %s, data in %s", a.cfg.bind, a.cfg.port, a.cfg.id,
+               raftAddr, a.cfg.data_dir);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+
+    fsm_close(&a.state);
+    rc = uv_loop_close(&a.loop);
+    if (rc != 0) log_warn("event loop closed with handles open");
+    log_notice("bye");
+    return a.exit_code;
+}

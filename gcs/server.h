@@ -1,0 +1,141 @@
+/* server: the client side of gcsd: the listener, connections, the per-client
+ * input and reply buffers, and the order in which replies leave.
+ *
+ * Replies: a command's reply goes straight into the client's output buffer
+ * when nothing is outstanding before it; otherwise it is parked in a reply
+ * slot queued behind the outstanding ones, so replies leave in request order
+ * even though writes complete later, when their log entry is applied.
+ * Output is flushed once per loop iteration, before the loop blocks.
+ */
+#ifndef GCS_SERVER_H
+#define GCS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "resp.h"
+
+typedef struct server server;
+typedef struct client client;
+typedef struct reply_slot reply_slot;
+struct fsm;
+struct rglue;
+
+/* A reply that is not ready yet, in a client's queue of outstanding replies.
+ * Owned by the queue; when the client goes away first, its slots are
+ * detached (client == NULL) and freed by whoever completes them. */
+struct reply_slot {
+    client *client;    /* NULL once the client is gone */
+    reply_slot *next;
+    bool done;
+    bool is_read;      /* waiting for a read barrier, not for a write */
+    resp_buf reply;
+};
+
+enum {
+    CLIENT_AUTHENTICATED = 1 << 0,
+    CLIENT_CLOSE_AFTER_REPLY = 1 << 1,
+    CLIENT_CLOSING = 1 << 2,
+    CLIENT_PAUSED = 1 << 3,       /* input parked until outstanding replies */
+    CLIENT_READ_READY = 1 << 4,   /* the held read passed its barrier */
+    CLIENT_READING = 1 << 5,      /* uv_read_start is active */
+    CLIENT_WRITING = 1 << 6,      /* a uv_write is in flight */
+    CLIENT_PENDING_FLUSH = 1 << 7,/* on the server's flush list */
+    CLIENT_READ_FAILED = 1 << 8,  /* the held read's barrier failed */
+};
+
+struct client {
+    server *srv;
+    uv_tcp_t tcp;
+    uint64_t id;
+    unsigned flags;
+    char addr[64];          /* ip:port of the peer */
+    char laddr[64];         /* ip:port of our side */
+    char *name;             /* CLIENT SETNAME; NULL when unset */
+    int64_t ctime_ms;       /* connected at */
+    int64_t last_cmd_ms;
+    char last_cmd[32];
+
+    /* Input. Requests are parsed in place; a parsed request that cannot run
+     * yet is "held" (argv keeps pointing into inbuf) and reading from the
+     * socket stops until it runs, so inbuf never moves under it. */
+    char *inbuf;
+    size_t inlen, incap, inpos;
+    resp_reader reader;
+    bool held;
+    size_t held_argc, held_size;
+    resp_arg *held_argv;
+
+    /* Output. */
+    resp_buf out;           /* replies ready to send */
+    resp_buf sending;       /* bytes handed to uv_write */
+    uv_write_t wreq;
+    reply_slot *slots_head, *slots_tail;
+    size_t n_slots;
+
+    client *prev, *next;    /* all clients */
+    client *flush_next;     /* clients with output to flush */
+};
+
+typedef struct server_stats {
+    uint64_t connections_received;
+    uint64_t connections_rejected;
+    uint64_t commands_processed;
+    uint64_t commands_failed;     /* replies that were errors */
+    uint64_t net_input_bytes;
+    uint64_t net_output_bytes;
+    uint64_t protocol_errors;
+} server_stats;
+
+struct server {
+    uv_loop_t *loop;
+    const config *cfg;
+    struct fsm *fsm;
+    struct rglue *raft;
+    uv_tcp_t listener;
+    uv_prepare_t before_sleep;
+    uint64_t next_client_id;
+    client *clients;
+    size_t n_clients;
+    client *flush_list;
+    server_stats stats;
+    int64_t start_ms;
+    char run_id[41];
+    bool stopping;
+    int closing_handles;
+    void (*close_cb)(server *srv);
+};
+
+/* Start listening on cfg->bind:cfg->port. @srv is caller-owned and must stay
+ * valid until server_close's callback. */
+int server_start(server *srv, uv_loop_t *loop, const config *cfg,
+                 struct fsm *fsm, struct rglue *raft, char *err, size_t errlen);
+
+/* Stop accepting, close every client; @cb fires once all handles are closed. */
+void server_close(server *srv, void (*cb)(server *srv));
+
+/* ---- for command handlers ---------------------------------------------- */
+
+/* The buffer the reply to the command being executed goes into: the output
+ * buffer when nothing is outstanding, else a completed slot at the tail. */
+resp_buf *client_reply(client *c);
+
+/* Park a slot for a reply that will come later (a write in flight); complete
+ * it with client_slot_done(). */
+reply_slot *client_slot_new(client *c);
+
+/* The slot's reply is in slot->reply: deliver it in order, or free the slot
+ * if its client is gone. */
+void client_slot_done(reply_slot *slot);
+
+/* Close after the pending replies are written (QUIT, protocol errors). */
+void client_close_after_reply(client *c);
+
+/* Wall clock in Unix milliseconds. */
+int64_t server_now_ms(void);
+
+#endif /* GCS_SERVER_H */

@@ -1,0 +1,351 @@
+/* Hash commands: HSET HSETNX HMSET HGET HMGET HDEL HEXISTS HLEN HKEYS HVALS
+ * HGETALL HINCRBY HSTRLEN HSCAN, as Redis 7 answers them. */
+#include <limits.h>
+#include <string.h>
+
+#include "command.h"
+#include "glob.h"
+
+/* ---- reads ------------------------------------------------------------- */
+
+static void hgetCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    storage_slice v;
+    bool found;
+    int rc = storage_hash_get(t, arg_slice(&argv[1]), arg_slice(&argv[2]), &v,
+                              &found);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) reply_storage_error(out, rc);
+    else if (!found) resp_add_null(out);
+    else resp_add_bulk(out, v.data, v.len);
+}
+
+static void hmgetCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    storage_type type;
+    int rc = storage_key_type(t, arg_slice(&argv[1]), &type);
+    resp_buf *out = client_reply(c);
+    if (rc == 0 && type == STORAGE_TYPE_STRING) rc = STORAGE_EWRONGTYPE;
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+        return;
+    }
+    resp_add_array(out, argc - 2);
+    for (size_t i = 2; i < argc; i++) {
+        storage_slice v;
+        bool found = false;
+        if (type == STORAGE_TYPE_HASH) {
+            rc = storage_hash_get(t, arg_slice(&argv[1]), arg_slice(&argv[i]),
+                                  &v, &found);
+            if (rc != 0) found = false;
+        }
+        if (found) resp_add_bulk(out, v.data, v.len);
+        else resp_add_null(out);
+    }
+}
+
+static void hexistsCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    storage_slice v;
+    bool found;
+    int rc = storage_hash_get(t, arg_slice(&argv[1]), arg_slice(&argv[2]), &v,
+                              &found);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) reply_storage_error(out, rc);
+    else resp_add_integer(out, found ? 1 : 0);
+}
+
+static void hstrlenCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    storage_slice v;
+    bool found;
+    int rc = storage_hash_get(t, arg_slice(&argv[1]), arg_slice(&argv[2]), &v,
+                              &found);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) reply_storage_error(out, rc);
+    else resp_add_integer(out, found ? (long long)v.len : 0);
+}
+
+static void hlenCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    uint64_t n;
+    int rc = storage_hash_len(t, arg_slice(&argv[1]), &n);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) reply_storage_error(out, rc);
+    else resp_add_integer(out, (long long)n);
+}
+
+/* Collects fields and/or values into a buffer, counting elements. */
+typedef struct hash_collect {
+    resp_buf items;
+    size_t n;
+    bool fields, values;
+    const resp_arg *match;
+} hash_collect;
+
+static int collectField(void *arg, storage_slice field, storage_slice value)
+{
+    hash_collect *hc = arg;
+    if (hc->match != NULL &&
+        !glob_match(hc->match->ptr, hc->match->len, field.data, field.len,
+                    false)) {
+        return 0;
+    }
+    if (hc->fields) {
+        resp_add_bulk(&hc->items, field.data, field.len);
+        hc->n++;
+    }
+    if (hc->values) {
+        resp_add_bulk(&hc->items, value.data, value.len);
+        hc->n++;
+    }
+    return 0;
+}
+
+static void hashListing(client *c, const resp_arg *key, bool fields,
+                        bool values)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    hash_collect hc = {.fields = fields, .values = values};
+    resp_buf_init(&hc.items);
+    uint64_t next;
+    int rc = storage_hash_scan(t, arg_slice(key), 0, 0, collectField, &hc,
+                               &next);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+    } else {
+        resp_add_array(out, hc.n);
+        resp_add_raw(out, hc.items.data, hc.items.len);
+    }
+    resp_buf_free(&hc.items);
+}
+
+static void hkeysCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    hashListing(c, &argv[1], true, false);
+}
+
+static void hvalsCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    hashListing(c, &argv[1], false, true);
+}
+
+static void hgetallCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    hashListing(c, &argv[1], true, true);
+}
+
+static void hscanCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    scan_args sa;
+    resp_buf err;
+    resp_buf_init(&err);
+    if (scan_parse_args(argc, argv, 2, true, &sa, &err) != 0) {
+        resp_add_raw(client_reply(c), err.data, err.len);
+        resp_buf_free(&err);
+        return;
+    }
+    resp_buf_free(&err);
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    hash_collect hc = {.fields = true, .values = !sa.novalues,
+                       .match = sa.match};
+    resp_buf_init(&hc.items);
+    uint64_t next = 0;
+    int rc = storage_hash_scan(t, arg_slice(&argv[1]), sa.cursor, sa.count,
+                               collectField, &hc, &next);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+    } else {
+        resp_add_array(out, 2);
+        resp_add_bulk_u64(out, next);
+        resp_add_array(out, hc.n);
+        resp_add_raw(out, hc.items.data, hc.items.len);
+    }
+    resp_buf_free(&hc.items);
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+static int hsetCheck(size_t argc, const resp_arg *argv, resp_buf *err)
+{
+    if (argc % 2 != 0) {
+        char name[16];
+        size_t n = argv[0].len < sizeof name - 1 ? argv[0].len
+                                                 : sizeof name - 1;
+        for (size_t i = 0; i < n; i++) {
+            char ch = argv[0].ptr[i];
+            name[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        name[n] = '\0';
+        reply_arity_error(err, name);
+        return -1;
+    }
+    return 0;
+}
+
+/* HSET and HMSET: set every pair; HSET counts new fields, HMSET says OK. */
+static int hsetApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                     resp_buf *reply)
+{
+    if (hsetCheck(argc, argv, reply) != 0) return 0;
+    storage_slice key = arg_slice(&argv[1]);
+    storage_type type;
+    int rc = storage_key_type(a->txn, key, &type);
+    if (rc != 0) return rc;
+    if (type == STORAGE_TYPE_STRING) {
+        resp_add_error(reply, ERR_WRONGTYPE);
+        return 0;
+    }
+    long long created = 0;
+    for (size_t i = 2; i + 1 < argc; i += 2) {
+        bool isNew;
+        rc = storage_hash_set(a->txn, key, arg_slice(&argv[i]),
+                              arg_slice(&argv[i + 1]), &isNew);
+        if (rc != 0) return rc;
+        created += isNew;
+    }
+    if (arg_equals(&argv[0], "hmset")) resp_add_status(reply, "OK");
+    else resp_add_integer(reply, created);
+    return 0;
+}
+
+static int hsetnxApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                       resp_buf *reply)
+{
+    storage_slice v;
+    bool found;
+    int rc = storage_hash_get(a->txn, arg_slice(&argv[1]), arg_slice(&argv[2]),
+                              &v, &found);
+    if (rc == STORAGE_EWRONGTYPE) {
+        resp_add_error(reply, ERR_WRONGTYPE);
+        return 0;
+    }
+    if (rc != 0) return rc;
+    if (found) {
+        resp_add_integer(reply, 0);
+        return 0;
+    }
+    rc = storage_hash_set(a->txn, arg_slice(&argv[1]), arg_slice(&argv[2]),
+                          arg_slice(&argv[3]), NULL);
+    if (rc != 0) return rc;
+    resp_add_integer(reply, 1);
+    return 0;
+}
+
+static int hdelApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                     resp_buf *reply)
+{
+    storage_slice key = arg_slice(&argv[1]);
+    storage_type type;
+    int rc = storage_key_type(a->txn, key, &type);
+    if (rc != 0) return rc;
+    if (type == STORAGE_TYPE_STRING) {
+        resp_add_error(reply, ERR_WRONGTYPE);
+        return 0;
+    }
+    long long deleted = 0;
+    for (size_t i = 2; i < argc && type == STORAGE_TYPE_HASH; i++) {
+        bool gone;
+        rc = storage_hash_delete(a->txn, key, arg_slice(&argv[i]), &gone);
+        if (rc != 0) return rc;
+        deleted += gone;
+    }
+    resp_add_integer(reply, deleted);
+    return 0;
+}
+
+static int hincrbyCheck(size_t argc, const resp_arg *argv, resp_buf *err)
+{
+    long long v;
+    if (!parse_ll(argv[3].ptr, argv[3].len, &v)) {
+        resp_add_error(err, ERR_NOT_INTEGER);
+        return -1;
+    }
+    return 0;
+}
+
+static int hincrbyApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                        resp_buf *reply)
+{
+    long long delta;
+    if (!parse_ll(argv[3].ptr, argv[3].len, &delta)) {
+        resp_add_error(reply, ERR_NOT_INTEGER);
+        return 0;
+    }
+    storage_slice cur;
+    bool found;
+    int rc = storage_hash_get(a->txn, arg_slice(&argv[1]), arg_slice(&argv[2]),
+                              &cur, &found);
+    if (rc == STORAGE_EWRONGTYPE) {
+        resp_add_error(reply, ERR_WRONGTYPE);
+        return 0;
+    }
+    if (rc != 0) return rc;
+    long long value = 0;
+    if (found && !parse_ll(cur.data, cur.len, &value)) {
+        resp_add_error(reply, "ERR hash value is not an integer");
+        return 0;
+    }
+    if ((delta < 0 && value < 0 && delta < LLONG_MIN - value) ||
+        (delta > 0 && value > 0 && delta > LLONG_MAX - value)) {
+        resp_add_error(reply, ERR_OVERFLOW);
+        return 0;
+    }
+    value += delta;
+    resp_buf num;
+    resp_buf_init(&num);
+    resp_add_integer(&num, value);
+    storage_slice digits = {num.data + 1, num.len - 3};
+    rc = storage_hash_set(a->txn, arg_slice(&argv[1]), arg_slice(&argv[2]),
+                          digits, NULL);
+    if (rc == 0) resp_add_raw(reply, num.data, num.len);
+    resp_buf_free(&num);
+    return rc;
+}
+
+const command hash_commands[] = {
+    {"hget", 3, CMD_READ | CMD_FAST, hgetCommand, NULL, NULL, 1, 1, 1, "hash",
+     "Returns the value of a field in a hash."},
+    {"hmget", -3, CMD_READ | CMD_FAST, hmgetCommand, NULL, NULL, 1, 1, 1,
+     "hash", "Returns the values of all fields in a hash."},
+    {"hexists", 3, CMD_READ | CMD_FAST, hexistsCommand, NULL, NULL, 1, 1, 1,
+     "hash", "Determines whether a field exists in a hash."},
+    {"hstrlen", 3, CMD_READ | CMD_FAST, hstrlenCommand, NULL, NULL, 1, 1, 1,
+     "hash", "Returns the length of the value of a field."},
+    {"hlen", 2, CMD_READ | CMD_FAST, hlenCommand, NULL, NULL, 1, 1, 1, "hash",
+     "Returns the number of fields in a hash."},
+    {"hkeys", 2, CMD_READ, hkeysCommand, NULL, NULL, 1, 1, 1, "hash",
+     "Returns all fields in a hash."},
+    {"hvals", 2, CMD_READ, hvalsCommand, NULL, NULL, 1, 1, 1, "hash",
+     "Returns all values in a hash."},
+    {"hgetall", 2, CMD_READ, hgetallCommand, NULL, NULL, 1, 1, 1, "hash",
+     "Returns all fields and values in a hash."},
+    {"hscan", -3, CMD_READ, hscanCommand, NULL, NULL, 1, 1, 1, "hash",
+     "Iterates over fields and values of a hash."},
+    {"hset", -4, CMD_WRITE | CMD_FAST, NULL, hsetCheck, hsetApply, 1, 1, 1,
+     "hash", "Creates or modifies the value of a field in a hash."},
+    {"hmset", -4, CMD_WRITE | CMD_FAST, NULL, hsetCheck, hsetApply, 1, 1, 1,
+     "hash", "Sets the values of multiple fields."},
+    {"hsetnx", 4, CMD_WRITE | CMD_FAST, NULL, NULL, hsetnxApply, 1, 1, 1,
+     "hash", "Sets the value of a field only when the field doesn't exist."},
+    {"hdel", -3, CMD_WRITE | CMD_FAST, NULL, NULL, hdelApply, 1, 1, 1, "hash",
+     "Deletes one or more fields and their values from a hash."},
+    {"hincrby", 4, CMD_WRITE | CMD_FAST, NULL, hincrbyCheck, hincrbyApply, 1,
+     1, 1, "hash", "Increments the integer value of a field in a hash."},
+};
+const size_t hash_commands_count =
+    sizeof hash_commands / sizeof hash_commands[0];

@@ -1,0 +1,253 @@
+/* Keyspace commands: DEL UNLINK EXISTS TYPE KEYS SCAN DBSIZE FLUSHALL
+ * FLUSHDB. */
+#include <string.h>
+#include <strings.h>
+
+#include "command.h"
+#include "glob.h"
+
+/* Accept what Redis's strtoul-based cursor parsing accepts: decimal digits
+ * fitting 64 bits. */
+static bool parseCursor(const resp_arg *a, uint64_t *out)
+{
+    if (a->len == 0 || a->len > 20) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < a->len; i++) {
+        char ch = a->ptr[i];
+        if (ch < '0' || ch > '9') return false;
+        unsigned d = (unsigned)(ch - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+int scan_parse_args(size_t argc, const resp_arg *argv, size_t first, bool hash,
+                    scan_args *out, resp_buf *err)
+{
+    memset(out, 0, sizeof *out);
+    out->count = 10;
+    if (!parseCursor(&argv[first], &out->cursor)) {
+        resp_add_error(err, "ERR invalid cursor");
+        return -1;
+    }
+    for (size_t i = first + 1; i < argc; i++) {
+        bool more = i + 1 < argc;
+        if (arg_equals(&argv[i], "count") && more) {
+            long long n;
+            if (!parse_ll(argv[i + 1].ptr, argv[i + 1].len, &n)) {
+                resp_add_error(err, ERR_NOT_INTEGER);
+                return -1;
+            }
+            if (n < 1) {
+                resp_add_error(err, ERR_SYNTAX);
+                return -1;
+            }
+            out->count = (size_t)n;
+            i++;
+        } else if (arg_equals(&argv[i], "match") && more) {
+            /* Only the exact pattern "*" skips matching, as in Redis. */
+            out->match = arg_equals(&argv[i + 1], "*") ? NULL : &argv[i + 1];
+            i++;
+        } else if (!hash && arg_equals(&argv[i], "type") && more) {
+            static const char *known[] = {"string", "hash", "list", "set",
+                                          "zset", "stream"};
+            bool ok = false;
+            for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+                ok |= arg_equals(&argv[i + 1], known[k]);
+            }
+            if (!ok) {
+                resp_add_errorf(err, "ERR unknown type name '%.*s'",
+                                (int)(argv[i + 1].len > 64 ? 64
+                                                            : argv[i + 1].len),
+                                argv[i + 1].ptr);
+                return -1;
+            }
+            out->type = &argv[i + 1];
+            i++;
+        } else if (hash && arg_equals(&argv[i], "novalues")) {
+            out->novalues = true;
+        } else {
+            resp_add_error(err, ERR_SYNTAX);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *typeName(storage_type t)
+{
+    switch (t) {
+        case STORAGE_TYPE_STRING: return "string";
+        case STORAGE_TYPE_HASH: return "hash";
+        default: return "none";
+    }
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+static void existsCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    long long n = 0;
+    for (size_t i = 1; i < argc; i++) {
+        storage_type type;
+        if (storage_key_type(t, arg_slice(&argv[i]), &type) == 0 &&
+            type != STORAGE_TYPE_NONE) {
+            n++;
+        }
+    }
+    resp_add_integer(client_reply(c), n);
+}
+
+static void typeCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    storage_type type;
+    int rc = storage_key_type(t, arg_slice(&argv[1]), &type);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) reply_storage_error(out, rc);
+    else resp_add_status(out, typeName(type));
+}
+
+static void dbsizeCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    uint64_t n;
+    int rc = storage_key_count(t, &n);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) reply_storage_error(out, rc);
+    else resp_add_integer(out, (long long)n);
+}
+
+typedef struct key_collect {
+    resp_buf items;
+    size_t n;
+    const resp_arg *match;
+    const resp_arg *type;
+} key_collect;
+
+static int collectKey(void *arg, storage_slice key, storage_type type)
+{
+    key_collect *kc = arg;
+    if (kc->type != NULL && !arg_equals(kc->type, typeName(type))) return 0;
+    if (kc->match != NULL &&
+        !glob_match(kc->match->ptr, kc->match->len, key.data, key.len,
+                    false)) {
+        return 0;
+    }
+    resp_add_bulk(&kc->items, key.data, key.len);
+    kc->n++;
+    return 0;
+}
+
+static void keysCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    key_collect kc = {0};
+    resp_buf_init(&kc.items);
+    if (!arg_equals(&argv[1], "*")) kc.match = &argv[1];
+    uint64_t next;
+    int rc = storage_key_scan(t, 0, 0, collectKey, &kc, &next);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+    } else {
+        resp_add_array(out, kc.n);
+        resp_add_raw(out, kc.items.data, kc.items.len);
+    }
+    resp_buf_free(&kc.items);
+}
+
+static void scanCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    scan_args sa;
+    resp_buf err;
+    resp_buf_init(&err);
+    if (scan_parse_args(argc, argv, 1, false, &sa, &err) != 0) {
+        resp_add_raw(client_reply(c), err.data, err.len);
+        resp_buf_free(&err);
+        return;
+    }
+    resp_buf_free(&err);
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    key_collect kc = {.match = sa.match, .type = sa.type};
+    resp_buf_init(&kc.items);
+    uint64_t next = 0;
+    int rc = storage_key_scan(t, sa.cursor, sa.count, collectKey, &kc, &next);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+    } else {
+        resp_add_array(out, 2);
+        resp_add_bulk_u64(out, next);
+        resp_add_array(out, kc.n);
+        resp_add_raw(out, kc.items.data, kc.items.len);
+    }
+    resp_buf_free(&kc.items);
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+static int delApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                    resp_buf *reply)
+{
+    long long n = 0;
+    for (size_t i = 1; i < argc; i++) {
+        bool gone;
+        int rc = storage_key_delete(a->txn, arg_slice(&argv[i]), &gone);
+        if (rc != 0) return rc;
+        n += gone;
+    }
+    resp_add_integer(reply, n);
+    return 0;
+}
+
+static int flushCheck(size_t argc, const resp_arg *argv, resp_buf *err)
+{
+    if (argc > 2 || (argc == 2 && !arg_equals(&argv[1], "async") &&
+                     !arg_equals(&argv[1], "sync"))) {
+        resp_add_error(err, ERR_SYNTAX);
+        return -1;
+    }
+    return 0;
+}
+
+static int flushApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                      resp_buf *reply)
+{
+    if (flushCheck(argc, argv, reply) != 0) return 0;
+    int rc = storage_key_flush(a->txn);
+    if (rc != 0) return rc;
+    resp_add_status(reply, "OK");
+    return 0;
+}
+
+const command keys_commands[] = {
+    {"exists", -2, CMD_READ | CMD_FAST, existsCommand, NULL, NULL, 1, -1, 1,
+     "generic", "Determines whether one or more keys exist."},
+    {"type", 2, CMD_READ | CMD_FAST, typeCommand, NULL, NULL, 1, 1, 1,
+     "generic", "Determines the type of value stored at a key."},
+    {"dbsize", 1, CMD_READ | CMD_FAST, dbsizeCommand, NULL, NULL, 0, 0, 0,
+     "server", "Returns the number of keys in the database."},
+    {"keys", 2, CMD_READ, keysCommand, NULL, NULL, 0, 0, 0, "generic",
+     "Returns all key names that match a pattern."},
+    {"scan", -2, CMD_READ, scanCommand, NULL, NULL, 0, 0, 0, "generic",
+     "Iterates over the key names in the database."},
+    {"del", -2, CMD_WRITE, NULL, NULL, delApply, 1, -1, 1, "generic",
+     "Deletes one or more keys."},
+    {"unlink", -2, CMD_WRITE | CMD_FAST, NULL, NULL, delApply, 1, -1, 1,
+     "generic", "Deletes one or more keys."},
+    {"flushall", -1, CMD_WRITE, NULL, flushCheck, flushApply, 0, 0, 0,
+     "server", "Removes all keys from all databases."},
+    {"flushdb", -1, CMD_WRITE, NULL, flushCheck, flushApply, 0, 0, 0,
+     "server", "Remove all keys from the current database."},
+};
+const size_t keys_commands_count =
+    sizeof keys_commands / sizeof keys_commands[0];

@@ -1,0 +1,288 @@
+/* String commands: GET SET SETNX MGET MSET INCR INCRBY DECR DECRBY STRLEN
+ * APPEND. Replies and errors as Redis 7 gives them. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+
+/* ---- reads ------------------------------------------------------------- */
+
+static void getCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    storage_slice v;
+    bool found;
+    int rc = storage_string_get(t, arg_slice(&argv[1]), &v, &found);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) reply_storage_error(out, rc);
+    else if (!found) resp_add_null(out);
+    else resp_add_bulk(out, v.data, v.len);
+}
+
+static void mgetCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    resp_buf *out = client_reply(c);
+    resp_add_array(out, argc - 1);
+    for (size_t i = 1; i < argc; i++) {
+        storage_slice v;
+        bool found;
+        /* A key of another type reads as nil, as in Redis. */
+        if (storage_string_get(t, arg_slice(&argv[i]), &v, &found) == 0 &&
+            found) {
+            resp_add_bulk(out, v.data, v.len);
+        } else {
+            resp_add_null(out);
+        }
+    }
+}
+
+static void strlenCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return;
+    storage_slice v;
+    bool found;
+    int rc = storage_string_get(t, arg_slice(&argv[1]), &v, &found);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) reply_storage_error(out, rc);
+    else resp_add_integer(out, found ? (long long)v.len : 0);
+}
+
+/* ---- SET --------------------------------------------------------------- */
+
+enum { SET_NX = 1, SET_XX = 2, SET_GET = 4 };
+
+/* Parse SET's options; 0 with *flags, or -1 with an error in @err. */
+static int parseSet(size_t argc, const resp_arg *argv, unsigned *flags,
+                    resp_buf *err)
+{
+    *flags = 0;
+    for (size_t i = 3; i < argc; i++) {
+        const resp_arg *a = &argv[i];
+        if (arg_equals(a, "nx") && !(*flags & SET_XX)) {
+            *flags |= SET_NX;
+        } else if (arg_equals(a, "xx") && !(*flags & SET_NX)) {
+            *flags |= SET_XX;
+        } else if (arg_equals(a, "get")) {
+            *flags |= SET_GET;
+        } else if (arg_equals(a, "keepttl")) {
+            /* Keys never expire here, so there is no TTL to keep. */
+        } else if (arg_equals(a, "ex") || arg_equals(a, "px") ||
+                   arg_equals(a, "exat") || arg_equals(a, "pxat")) {
+            resp_add_error(err, "ERR expiry options are not supported: gcsd "
+                                "keys do not expire");
+            return -1;
+        } else {
+            resp_add_error(err, ERR_SYNTAX);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int setCheck(size_t argc, const resp_arg *argv, resp_buf *err)
+{
+    unsigned flags;
+    return parseSet(argc, argv, &flags, err);
+}
+
+static int setApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                    resp_buf *reply)
+{
+    unsigned flags;
+    if (parseSet(argc, argv, &flags, reply) != 0) return 0;
+    storage_slice key = arg_slice(&argv[1]);
+    storage_type type;
+    int rc = storage_key_type(a->txn, key, &type);
+    if (rc != 0) return rc;
+    if ((flags & SET_GET) && type == STORAGE_TYPE_HASH) {
+        resp_add_error(reply, ERR_WRONGTYPE);
+        return 0;
+    }
+    bool exists = type != STORAGE_TYPE_NONE;
+    if (flags & SET_GET) {
+        /* The old value goes out before the write replaces it. */
+        storage_slice old;
+        bool found = false;
+        if (exists) {
+            rc = storage_string_get(a->txn, key, &old, &found);
+            if (rc != 0) return rc;
+        }
+        if (found) resp_add_bulk(reply, old.data, old.len);
+        else resp_add_null(reply);
+    }
+    if (((flags & SET_NX) && exists) || ((flags & SET_XX) && !exists)) {
+        if (!(flags & SET_GET)) resp_add_null(reply);
+        return 0;
+    }
+    rc = storage_string_set(a->txn, key, arg_slice(&argv[2]));
+    if (rc != 0) return rc;
+    if (!(flags & SET_GET)) resp_add_status(reply, "OK");
+    return 0;
+}
+
+static int setnxApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                      resp_buf *reply)
+{
+    storage_type type;
+    int rc = storage_key_type(a->txn, arg_slice(&argv[1]), &type);
+    if (rc != 0) return rc;
+    if (type != STORAGE_TYPE_NONE) {
+        resp_add_integer(reply, 0);
+        return 0;
+    }
+    rc = storage_string_set(a->txn, arg_slice(&argv[1]), arg_slice(&argv[2]));
+    if (rc != 0) return rc;
+    resp_add_integer(reply, 1);
+    return 0;
+}
+
+static int msetCheck(size_t argc, const resp_arg *argv, resp_buf *err)
+{
+    if (argc % 2 == 0) {
+        reply_arity_error(err, "mset");
+        return -1;
+    }
+    return 0;
+}
+
+static int msetApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                     resp_buf *reply)
+{
+    if (msetCheck(argc, argv, reply) != 0) return 0;
+    for (size_t i = 1; i + 1 < argc; i += 2) {
+        int rc = storage_string_set(a->txn, arg_slice(&argv[i]),
+                                    arg_slice(&argv[i + 1]));
+        if (rc != 0) return rc;
+    }
+    resp_add_status(reply, "OK");
+    return 0;
+}
+
+/* ---- counters ---------------------------------------------------------- */
+
+/* The increment a counter command applies, from its name and arguments.
+ * Returns 0, or -1 with an error reply. */
+static int counterDelta(size_t argc, const resp_arg *argv, long long *delta,
+                        resp_buf *err)
+{
+    const resp_arg *name = &argv[0];
+    if (arg_equals(name, "incr")) {
+        *delta = 1;
+    } else if (arg_equals(name, "decr")) {
+        *delta = -1;
+    } else {
+        long long v;
+        if (argc < 3 || !parse_ll(argv[2].ptr, argv[2].len, &v)) {
+            resp_add_error(err, ERR_NOT_INTEGER);
+            return -1;
+        }
+        if (arg_equals(name, "decrby")) {
+            if (v == LLONG_MIN) {
+                resp_add_error(err, "ERR decrement would overflow");
+                return -1;
+            }
+            v = -v;
+        }
+        *delta = v;
+    }
+    return 0;
+}
+
+static int counterCheck(size_t argc, const resp_arg *argv, resp_buf *err)
+{
+    long long delta;
+    return counterDelta(argc, argv, &delta, err);
+}
+
+static int counterApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                        resp_buf *reply)
+{
+    long long delta;
+    if (counterDelta(argc, argv, &delta, reply) != 0) return 0;
+    storage_slice key = arg_slice(&argv[1]);
+    storage_slice cur;
+    bool found;
+    int rc = storage_string_get(a->txn, key, &cur, &found);
+    if (rc == STORAGE_EWRONGTYPE) {
+        resp_add_error(reply, ERR_WRONGTYPE);
+        return 0;
+    }
+    if (rc != 0) return rc;
+    long long value = 0;
+    if (found && !parse_ll(cur.data, cur.len, &value)) {
+        resp_add_error(reply, ERR_NOT_INTEGER);
+        return 0;
+    }
+    if ((delta < 0 && value < 0 && delta < LLONG_MIN - value) ||
+        (delta > 0 && value > 0 && delta > LLONG_MAX - value)) {
+        resp_add_error(reply, ERR_OVERFLOW);
+        return 0;
+    }
+    value += delta;
+    resp_buf num;
+    resp_buf_init(&num);
+    resp_add_integer(&num, value); /* ":<digits>\r\n" */
+    storage_slice digits = {num.data + 1, num.len - 3};
+    rc = storage_string_set(a->txn, key, digits);
+    if (rc == 0) resp_add_raw(reply, num.data, num.len);
+    resp_buf_free(&num);
+    return rc;
+}
+
+static int appendApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                       resp_buf *reply)
+{
+    storage_slice key = arg_slice(&argv[1]);
+    storage_slice cur;
+    bool found;
+    int rc = storage_string_get(a->txn, key, &cur, &found);
+    if (rc == STORAGE_EWRONGTYPE) {
+        resp_add_error(reply, ERR_WRONGTYPE);
+        return 0;
+    }
+    if (rc != 0) return rc;
+    size_t oldLen = found ? cur.len : 0;
+    size_t total = oldLen + argv[2].len;
+    char *buf = malloc(total > 0 ? total : 1);
+    if (buf == NULL) return STORAGE_ENOMEM;
+    if (oldLen > 0) memcpy(buf, cur.data, oldLen);
+    memcpy(buf + oldLen, argv[2].ptr, argv[2].len);
+    storage_slice v = {buf, total};
+    rc = storage_string_set(a->txn, key, v);
+    free(buf);
+    if (rc != 0) return rc;
+    resp_add_integer(reply, (long long)total);
+    return 0;
+}
+
+const command string_commands[] = {
+    {"get", 2, CMD_READ | CMD_FAST, getCommand, NULL, NULL, 1, 1, 1,
+     "string", "Returns the string value of a key."},
+    {"mget", -2, CMD_READ | CMD_FAST, mgetCommand, NULL, NULL, 1, -1, 1,
+     "string", "Atomically returns the string values of one or more keys."},
+    {"strlen", 2, CMD_READ | CMD_FAST, strlenCommand, NULL, NULL, 1, 1, 1,
+     "string", "Returns the length of a string value."},
+    {"set", -3, CMD_WRITE, NULL, setCheck, setApply, 1, 1, 1, "string",
+     "Sets the string value of a key (NX, XX, GET; no expiry)."},
+    {"setnx", 3, CMD_WRITE | CMD_FAST, NULL, NULL, setnxApply, 1, 1, 1,
+     "string", "Set the string value of a key only when it does not exist."},
+    {"mset", -3, CMD_WRITE, NULL, msetCheck, msetApply, 1, -1, 2, "string",
+     "Atomically creates or modifies the string values of keys."},
+    {"incr", 2, CMD_WRITE | CMD_FAST, NULL, counterCheck, counterApply, 1, 1,
+     1, "string", "Increments the integer value of a key by one."},
+    {"decr", 2, CMD_WRITE | CMD_FAST, NULL, counterCheck, counterApply, 1, 1,
+     1, "string", "Decrements the integer value of a key by one."},
+    {"incrby", 3, CMD_WRITE | CMD_FAST, NULL, counterCheck, counterApply, 1,
+     1, 1, "string", "Increments the integer value of a key by a number."},
+    {"decrby", 3, CMD_WRITE | CMD_FAST, NULL, counterCheck, counterApply, 1,
+     1, 1, "string", "Decrements a number from the integer value of a key."},
+    {"append", 3, CMD_WRITE | CMD_FAST, NULL, NULL, appendApply, 1, 1, 1,
+     "string", "Appends a string to the value of a key."},
+};
+const size_t string_commands_count =
+    sizeof string_commands / sizeof string_commands[0];

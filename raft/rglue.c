@@ -1,0 +1,1450 @@
+/* rglue: gcsd's replicated log on raft 0.22.1 (legacy raft_io API over
+ * raft_uv). See rglue.h for the contract and rglue_int.h for the on-disk
+ * formats.
+ *
+ * Facts of raft 0.22.1 this file relies on (checked in its source):
+ * - raft_apply accepts exactly one buffer; its callback fires later, from
+ *   raft_uv's prepare/check handles, with 0 or RAFT_LEADERSHIPLOST only
+ *   (failed disk writes are retried by raft_uv, never reported).
+ * - Inside fsm->apply, raft_last_applied() is the previous index: entries are
+ *   applied in order and last_applied is set after apply returns.
+ * - A non-zero fsm->apply return leaves last_applied unchanged and raft tries
+ *   the same entry again on its next event; so once failed we refuse every
+ *   entry, which freezes the state machine (fail-stop).
+ * - fsm->snapshot_async (FSM v3) is called synchronously on the loop right
+ *   after fsm->snapshot, not in the threadpool. The state-store sync that a
+ *   marker snapshot needs is therefore done by wrapping io->snapshot_put
+ *   (threadpool) instead, and the FSM is version 2.
+ * - fsm->restore owns buf->base on success; on failure during raft_start raft
+ *   frees it itself, on failure during InstallSnapshot nobody does.
+ * - The snapshot_get callback owns the snapshot, its bufs array, bufs[0].base
+ *   (all raft_free) and its configuration. Calling it with an error status
+ *   makes raft free uninitialised message fields, so we never do that.
+ * - After raft_close, raft_state() may still say leader while the leader state
+ *   is freed: nothing here queries raft once it is closing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rglue_int.h"
+
+#define DEFAULT_ELECTION_MS 1000u
+#define DEFAULT_HEARTBEAT_MS 100u
+#define DEFAULT_SNAPSHOT_THRESHOLD 4096u
+#define DEFAULT_SNAPSHOT_TRAILING 8192u
+#define DEFAULT_MAX_ENTRY_BYTES ((size_t)16 * 1024 * 1024)
+#define DEFAULT_MAX_INFLIGHT 4u
+/* raft_uv's default segment size, set explicitly so the capacity rule below
+ * keeps holding if the library default ever changes. */
+#define SEGMENT_SIZE ((size_t)8 * 1024 * 1024)
+/* Largest command: its length is a u32 in the entry, and an entry has to fit
+ * in memory several times over. */
+#define MAX_COMMAND_BYTES ((size_t)1 << 30)
+
+const char *rglue_strerror(int code)
+{
+    switch (code) {
+        case RGLUE_OK:
+            return "success";
+#define RGLUE_ERROR_CASE(name, value, text) \
+    case name:                              \
+        return text;
+            RGLUE_ERRORS(RGLUE_ERROR_CASE)
+#undef RGLUE_ERROR_CASE
+        default:
+            return "unknown rglue error";
+    }
+}
+
+/* A command accepted by rglue_propose, waiting for the next flush. */
+typedef struct rg_cmd {
+    struct rg_cmd *next;
+    rglue_done_cb cb;
+    void *arg;
+    size_t len;
+    unsigned char data[];
+} rg_cmd;
+
+typedef struct rg_slot {
+    rglue_done_cb cb;
+    void *arg;
+    bool done; /* its callback fired */
+} rg_slot;
+
+/* One entry handed to raft_apply, until raft's callback. */
+typedef struct rg_batch {
+    struct raft_apply req;
+    struct rglue *g;
+    struct rg_batch *prev, *next; /* in-flight list, in log order */
+    uint64_t seq;
+    size_t n;
+    rg_slot slots[];
+} rg_batch;
+
+typedef struct rg_read {
+    struct rg_read *next;
+    rglue_read_cb cb;
+    void *arg;
+    uint64_t mark; /* commands accepted before this read */
+} rg_read;
+
+/* A local (marker) snapshot waiting for the state store to be synced before
+ * raft_uv writes it and may drop log segments. */
+typedef struct rg_put {
+    uv_work_t work;
+    struct rglue *g;
+    struct raft_io_snapshot_put inner;
+    struct raft_io_snapshot_put *req;
+    raft_io_snapshot_put_cb cb;
+    const struct raft_snapshot *snapshot;
+    unsigned trailing;
+    int rc;
+} rg_put;
+
+/* An InstallSnapshot held back while a local snapshot is being taken. */
+typedef struct rg_parked {
+    struct rg_parked *next;
+    struct raft_message msg;
+    char address[];
+} rg_parked;
+
+/* A snapshot loaded for a lagging follower, whose marker payload is being
+ * replaced by a full dump. */
+typedef struct rg_get {
+    struct rg_get *next; /* waiters of one dump */
+    struct rglue *g;
+    struct raft_io_snapshot_get inner;
+    struct raft_io_snapshot_get *req;
+    raft_io_snapshot_get_cb cb;
+    struct raft_snapshot *snapshot;
+} rg_get;
+
+/* One full dump in the threadpool, shared by every snapshot load of the same
+ * marker that arrives meanwhile (raft 0.22.1 re-sends InstallSnapshot in
+ * bursts, e.g. when a follower reconnects). */
+typedef struct rg_dump {
+    uv_work_t work;
+    struct rglue *g;
+    struct rg_dump *next; /* in-flight dumps */
+    uint64_t marker_index;
+    struct raft_buffer payload; /* raft_malloc'ed, or {NULL, 0} on failure */
+    rg_get *waiters;
+} rg_dump;
+
+struct rglue {
+    uv_loop_t *loop;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_fsm rfsm;
+    struct rg_transport transport;
+    /* raft_uv's methods we wrap, and raft's receive callback. */
+    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb,
+                    raft_io_recv_cb);
+    raft_io_recv_cb recv_cb;
+    int (*io_send)(struct raft_io *, struct raft_io_send *,
+                   const struct raft_message *, raft_io_send_cb);
+    int (*io_snapshot_put)(struct raft_io *, unsigned,
+                           struct raft_io_snapshot_put *,
+                           const struct raft_snapshot *,
+                           raft_io_snapshot_put_cb);
+    int (*io_snapshot_get)(struct raft_io *, struct raft_io_snapshot_get *,
+                           raft_io_snapshot_get_cb);
+
+    uv_prepare_t prepare; /* the pump: runs right before the loop blocks */
+    uv_idle_t idle;       /* active only to keep the loop from blocking */
+    bool handles_ready;
+    bool idle_active;
+    int handles_open;
+
+    rglue_fsm fsm;
+    void (*on_role)(void *ctx, int role);
+    void (*on_fatal)(void *ctx, int code, const char *msg);
+    void *cb_ctx;
+    size_t max_entry_bytes;
+    unsigned max_inflight;
+
+    uint64_t token;
+    uint64_t next_seq;
+
+    rg_cmd *q_head, *q_tail;
+    uint64_t cmds_accepted; /* ever queued */
+    uint64_t cmds_dequeued; /* ever left the queue (proposed or failed) */
+
+    rg_batch *inflight_head, *inflight_tail;
+    unsigned n_inflight;
+
+    rg_read *reads_head, *reads_tail; /* waiting for a barrier */
+    rg_read *reads_barrier;           /* riding on the barrier in flight */
+    struct raft_barrier barrier;
+    bool barrier_inflight;
+
+    rglue_cmd *cmdv; /* decode scratch for apply */
+    size_t cmdv_cap;
+
+    int role; /* last reported RGLUE_ROLE_*, 0 before the first report */
+
+    bool failed;
+    bool fatal_reported;
+    char failure[256];
+
+    bool in_start;        /* inside raft_start */
+    char start_err[256];  /* why raft_start failed, if we know better */
+
+    bool stop_requested;
+    bool raft_closing; /* raft_close called: raft must not be used */
+    bool raft_closed;  /* its close callback fired */
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+
+    unsigned n_works;   /* our threadpool requests in flight */
+    unsigned n_presync; /* of which state-store syncs before a snapshot put */
+    rg_put *parked_put; /* a put whose sync failed, completed at close */
+    bool local_snapshot_active; /* a marker snapshot put is in progress */
+    rg_dump *dumps;             /* full dumps in flight */
+    rg_parked *parked_head, *parked_tail;
+
+    uint64_t entries_proposed;
+    uint64_t commands_proposed;
+    uint64_t snapshots_taken;
+    uint64_t barriers;
+};
+
+static void pump(rglue *g);
+static void deliverParked(rglue *g);
+static void freeParked(rglue *g);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static void idleCb(uv_idle_t *h)
+{
+    (void)h; /* exists only so that the loop polls without blocking */
+}
+
+/* Make sure the pump runs before the loop next blocks, whatever phase of the
+ * loop we are called from. */
+static void kick(rglue *g)
+{
+    if (g->handles_ready && !g->idle_active && !g->raft_closing) {
+        g->idle_active = true;
+        uv_idle_start(&g->idle, idleCb);
+    }
+}
+
+static void failStop(rglue *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Record a local failure: from now on the member accepts nothing and applies
+ * nothing; the pump reports it (on_fatal) and fails pending work. */
+static void failStop(rglue *g, const char *fmt, ...)
+{
+    if (g->failed) return;
+    g->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->failure, sizeof g->failure, fmt, ap);
+    va_end(ap);
+    kick(g);
+}
+
+static int roleOf(int state)
+{
+    switch (state) {
+        case RAFT_FOLLOWER:
+            return RGLUE_ROLE_FOLLOWER;
+        case RAFT_CANDIDATE:
+            return RGLUE_ROLE_CANDIDATE;
+        case RAFT_LEADER:
+            return RGLUE_ROLE_LEADER;
+        default:
+            return RGLUE_ROLE_UNAVAILABLE;
+    }
+}
+
+static bool isLeader(rglue *g)
+{
+    return !g->raft_closing && raft_state(&g->raft) == RAFT_LEADER &&
+           raft_transferee(&g->raft) == 0;
+}
+
+static int64_t wallClockMs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t randomToken(void)
+{
+    uint64_t t = 0;
+    if (getrandom(&t, sizeof t, 0) != (ssize_t)sizeof t) {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (read(fd, &t, sizeof t) != (ssize_t)sizeof t) t = 0;
+            close(fd);
+        }
+    }
+    if (t == 0) {
+        /* Last resort; uniqueness only matters across incarnations. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+            ((uint64_t)getpid() << 16);
+    }
+    return t | 1; /* never 0 */
+}
+
+static int mkdirP(const char *dir, char *errbuf, size_t errlen)
+{
+    size_t len = strlen(dir);
+    char *p = malloc(len + 1);
+    if (p == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return RGLUE_ENOMEM;
+    }
+    memcpy(p, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            snprintf(errbuf, errlen, "cannot create data directory %s: %s",
+                     p, strerror(errno));
+            free(p);
+            return RGLUE_EINVAL;
+        }
+        p[i] = c;
+    }
+    free(p);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(errbuf, errlen, "data directory %s is not a directory", dir);
+        return RGLUE_EINVAL;
+    }
+    return 0;
+}
+
+/* Complete a detached list of queued commands with @status. */
+static void failCmds(rg_cmd *c, int status)
+{
+    while (c != NULL) {
+        rg_cmd *next = c->next;
+        if (c->cb != NULL) c->cb(c->arg, status, NULL, 0);
+        free(c);
+        c = next;
+    }
+}
+
+static void failQueue(rglue *g, int status)
+{
+    rg_cmd *c = g->q_head;
+    if (c == NULL) return;
+    for (rg_cmd *x = c; x != NULL; x = x->next) g->cmds_dequeued++;
+    g->q_head = g->q_tail = NULL;
+    failCmds(c, status);
+}
+
+static void failReads(rg_read *r, int status)
+{
+    while (r != NULL) {
+        rg_read *next = r->next;
+        r->cb(r->arg, status);
+        free(r);
+        r = next;
+    }
+}
+
+static void failWaitingReads(rglue *g, int status)
+{
+    rg_read *r = g->reads_head;
+    g->reads_head = g->reads_tail = NULL;
+    failReads(r, status);
+}
+
+/* ---- group commit -------------------------------------------------------- */
+
+static void applyCb(struct raft_apply *req, int status, void *result);
+static void maybeBarrier(rglue *g);
+
+/* Complete the callbacks of @b that have not fired yet. */
+static void finishSlots(rg_batch *b, int status)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        rg_slot *s = &b->slots[i];
+        if (s->done) continue;
+        s->done = true;
+        if (s->cb != NULL) s->cb(s->arg, status, NULL, 0);
+    }
+}
+
+/* Pack queued commands into entries while raft_apply slots are free. */
+static void flush(rglue *g)
+{
+    while (g->q_head != NULL && g->n_inflight < g->max_inflight &&
+           !g->stop_requested && !g->failed && isLeader(g)) {
+        /* As many commands as fit in max_entry_bytes, at least one. */
+        size_t n = 0, cmd_bytes = 0;
+        for (rg_cmd *c = g->q_head; c != NULL && n < UINT32_MAX; c = c->next) {
+            size_t add = RG_CMD_HEADER_LEN + c->len;
+            if (n > 0 && RG_ENTRY_HEADER_LEN + cmd_bytes + add >
+                             g->max_entry_bytes) {
+                break;
+            }
+            cmd_bytes += add;
+            n++;
+        }
+        size_t size = rg_entry_size(cmd_bytes);
+        rg_batch *b = malloc(sizeof *b + n * sizeof b->slots[0]);
+        struct raft_buffer buf = {.base = raft_malloc(size), .len = size};
+        rg_cmd *take = g->q_head, *c = take;
+        for (size_t i = 1; i < n; i++) c = c->next;
+        g->q_head = c->next;
+        if (g->q_head == NULL) g->q_tail = NULL;
+        c->next = NULL;
+        g->cmds_dequeued += n;
+        if (b == NULL || buf.base == NULL) {
+            free(b);
+            raft_free(buf.base);
+            failCmds(take, RGLUE_ENOMEM);
+            continue;
+        }
+        b->g = g;
+        b->seq = g->next_seq++;
+        b->n = n;
+        rg_entry_header h = {.count = (uint32_t)n,
+                             .token = g->token,
+                             .seq = b->seq,
+                             .time_ms = wallClockMs()};
+        unsigned char *p = rg_entry_put_header(buf.base, &h);
+        size_t i = 0;
+        for (c = take; c != NULL; i++) {
+            rg_cmd *next = c->next;
+            p = rg_entry_put_cmd(p, c->data, (uint32_t)c->len);
+            b->slots[i] = (rg_slot){.cb = c->cb, .arg = c->arg, .done = false};
+            free(c);
+            c = next;
+        }
+        rg_entry_put_padding(buf.base, p, size);
+        b->req.data = b;
+        int rv = raft_apply(&g->raft, &b->req, &buf, 1, applyCb);
+        if (rv == 0) {
+            b->next = NULL;
+            b->prev = g->inflight_tail;
+            if (g->inflight_tail != NULL) g->inflight_tail->next = b;
+            else g->inflight_head = b;
+            g->inflight_tail = b;
+            g->n_inflight++;
+            g->entries_proposed++;
+            g->commands_proposed += n;
+            continue;
+        }
+        if (rv == RAFT_NOTLEADER) {
+            /* Refused before reaching the log: definitely not applied. */
+            raft_free(buf.base);
+            finishSlots(b, RGLUE_ENOTLEADER);
+        } else {
+            /* raft 0.22.1 may have consumed the buffer and started the
+             * append before failing (an I/O error): leak it rather than
+             * risk a double free, and stop: the log state is unknown. */
+            if (rv == RAFT_NOMEM) raft_free(buf.base);
+            failStop(g, "raft_apply failed: %s (%s)", raft_strerror(rv),
+                     raft_errmsg(&g->raft));
+            finishSlots(b, RGLUE_EUNKNOWN);
+        }
+        free(b);
+    }
+}
+
+static void applyCb(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    rg_batch *b = req->data;
+    rglue *g = b->g;
+    if (b->prev != NULL) b->prev->next = b->next;
+    else g->inflight_head = b->next;
+    if (b->next != NULL) b->next->prev = b->prev;
+    else g->inflight_tail = b->prev;
+    g->n_inflight--;
+    if (status == RAFT_IOERR || status == RAFT_NOSPACE) {
+        /* The leader's own disk write failed (older libraries report it
+         * here): the local log can't be trusted any more. */
+        failStop(g, "log write failed: %s", raft_strerror(status));
+    }
+    /* Status 0: the replies were delivered while the entry was applied; a
+     * command still without one was skipped by the state machine, so its
+     * outcome is not known here. Otherwise (leadership lost, raft closed) the
+     * entry may still commit under another leader. */
+    finishSlots(b, RGLUE_EUNKNOWN);
+    free(b);
+    if (!g->raft_closing) {
+        flush(g);
+        maybeBarrier(g);
+    }
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+static void barrierCb(struct raft_barrier *req, int status)
+{
+    rglue *g = RG_CONTAINER_OF(req, rglue, barrier);
+    g->barrier_inflight = false;
+    rg_read *r = g->reads_barrier;
+    g->reads_barrier = NULL;
+    int st = 0;
+    if (status != 0) {
+        /* Nothing was applied for a read: retrying elsewhere is safe. */
+        st = g->stop_requested ? RGLUE_ESHUTDOWN : RGLUE_ENOTLEADER;
+    }
+    failReads(r, st);
+    if (!g->raft_closing) maybeBarrier(g);
+}
+
+/* Issue a barrier for the waiting reads whose earlier writes (accepted before
+ * them) are all in the log, if no barrier is in flight. */
+static void maybeBarrier(rglue *g)
+{
+    if (g->barrier_inflight || g->reads_head == NULL || g->failed ||
+        g->stop_requested || !isLeader(g)) {
+        return;
+    }
+    if (g->reads_head->mark > g->cmds_dequeued) return;
+    rg_read *first = g->reads_head, *last = first;
+    while (last->next != NULL && last->next->mark <= g->cmds_dequeued) {
+        last = last->next;
+    }
+    g->reads_head = last->next;
+    if (g->reads_head == NULL) g->reads_tail = NULL;
+    last->next = NULL;
+    int rv = raft_barrier(&g->raft, &g->barrier, barrierCb);
+    if (rv == 0) {
+        g->barrier_inflight = true;
+        g->reads_barrier = first;
+        g->barriers++;
+        return;
+    }
+    if (rv != RAFT_NOTLEADER) {
+        failStop(g, "raft_barrier failed: %s (%s)", raft_strerror(rv),
+                 raft_errmsg(&g->raft));
+    }
+    failReads(first, rv == RAFT_NOTLEADER ? RGLUE_ENOTLEADER : RGLUE_EFAILED);
+}
+
+/* ---- the pump (uv_prepare) ------------------------------------------------ */
+
+static void raftCloseCb(struct raft *r);
+static void handleClosed(uv_handle_t *h);
+
+static void maybeFinish(rglue *g)
+{
+    if (!g->raft_closed || g->handles_open > 0 || g->n_works > 0) return;
+    void (*cb)(void *) = g->stop_cb;
+    void *arg = g->stop_arg;
+    free(g->cmdv);
+    free(g);
+    if (cb != NULL) cb(arg);
+}
+
+static void beginClose(rglue *g)
+{
+    failQueue(g, RGLUE_ESHUTDOWN);
+    failWaitingReads(g, RGLUE_ESHUTDOWN);
+    /* Let a state-store sync finish its snapshot put on a live raft_uv. */
+    if (g->n_presync > 0) return;
+    g->raft_closing = true;
+    /* Fires the callbacks of in-flight applies and barriers, synchronously. */
+    raft_close(&g->raft, raftCloseCb);
+    if (g->parked_put != NULL) {
+        rg_put *p = g->parked_put;
+        g->parked_put = NULL;
+        raft_io_snapshot_put_cb cb = p->cb;
+        struct raft_io_snapshot_put *req = p->req;
+        free(p);
+        cb(req, RAFT_CANCELED);
+    }
+    if (g->handles_ready) {
+        g->handles_ready = false;
+        uv_idle_stop(&g->idle);
+        uv_close((uv_handle_t *)&g->idle, handleClosed);
+        uv_close((uv_handle_t *)&g->prepare, handleClosed);
+        g->handles_open = 2;
+    }
+}
+
+static void handleFailure(rglue *g)
+{
+    if (!g->fatal_reported) {
+        g->fatal_reported = true;
+        if (g->on_fatal != NULL) g->on_fatal(g->cb_ctx, RGLUE_EFAILED, g->failure);
+    }
+    failQueue(g, RGLUE_EFAILED);
+    failWaitingReads(g, RGLUE_EFAILED);
+    rg_read *r = g->reads_barrier;
+    g->reads_barrier = NULL;
+    failReads(r, RGLUE_EFAILED);
+    /* In-flight entries may still commit on the other members. Their raft
+     * requests stay pending until leadership is lost or raft is closed. */
+    for (rg_batch *b = g->inflight_head; b != NULL; b = b->next) {
+        finishSlots(b, RGLUE_EUNKNOWN);
+    }
+}
+
+static void pump(rglue *g)
+{
+    if (g->raft_closing) return;
+    if (g->idle_active) {
+        g->idle_active = false;
+        uv_idle_stop(&g->idle);
+    }
+    if (g->stop_requested) {
+        beginClose(g);
+        return;
+    }
+    deliverParked(g);
+    int role = roleOf(raft_state(&g->raft));
+    if (role != g->role) {
+        g->role = role;
+        if (g->on_role != NULL) g->on_role(g->cb_ctx, role);
+        if (g->raft_closing || g->stop_requested) return;
+    }
+    if (g->failed) {
+        handleFailure(g);
+        return;
+    }
+    if (!isLeader(g)) {
+        /* Accepted while leader but never proposed: not applied. */
+        failQueue(g, RGLUE_ENOTLEADER);
+        failWaitingReads(g, RGLUE_ENOTLEADER);
+        return;
+    }
+    flush(g);
+    maybeBarrier(g);
+}
+
+static void prepareCb(uv_prepare_t *h)
+{
+    pump(RG_CONTAINER_OF(h, rglue, prepare));
+}
+
+static void handleClosed(uv_handle_t *h)
+{
+    rglue *g = h->data;
+    g->handles_open--;
+    maybeFinish(g);
+}
+
+static void raftCloseCb(struct raft *r)
+{
+    rglue *g = RG_CONTAINER_OF(r, rglue, raft);
+    g->raft_closed = true;
+    freeParked(g);
+    raft_uv_close(&g->io);
+    rg_transport_release(&g->transport);
+    maybeFinish(g);
+}
+
+/* ---- FSM adapter ------------------------------------------------------------ */
+
+static void replyFn(void *token, size_t i, const void *reply, size_t len)
+{
+    rg_batch *b = token;
+    if (b == NULL || i >= b->n || b->slots[i].done) return;
+    rg_slot *s = &b->slots[i];
+    s->done = true;
+    if (s->cb != NULL) s->cb(s->arg, 0, reply, len);
+}
+
+static int fsmApply(struct raft_fsm *rf, const struct raft_buffer *buf,
+                    void **result)
+{
+    rglue *g = rf->data;
+    *result = NULL;
+    if (g->failed) return RAFT_IOERR;
+    /* raft 0.22.1 sets last_applied only after apply returns. */
+    uint64_t index = raft_last_applied(&g->raft) + 1;
+    rg_entry_header h;
+    if (rg_entry_decode_header(buf->base, buf->len, &h) != 0) {
+        failStop(g, "log entry %llu was not written by rglue (%zu bytes)",
+                 (unsigned long long)index, buf->len);
+        return RAFT_MALFORMED;
+    }
+    if (h.count > g->cmdv_cap) {
+        rglue_cmd *v = realloc(g->cmdv, h.count * sizeof *v);
+        if (v == NULL) {
+            failStop(g, "out of memory applying log entry %llu",
+                     (unsigned long long)index);
+            return RAFT_NOMEM;
+        }
+        g->cmdv = v;
+        g->cmdv_cap = h.count;
+    }
+    if (rg_entry_decode_cmds(buf->base, buf->len, &h, g->cmdv) != 0) {
+        failStop(g, "log entry %llu is malformed", (unsigned long long)index);
+        return RAFT_MALFORMED;
+    }
+    /* Route replies only to the process that proposed this very batch. */
+    rg_batch *b = NULL;
+    if (h.token == g->token) {
+        for (rg_batch *x = g->inflight_head; x != NULL; x = x->next) {
+            if (x->seq == h.seq) {
+                b = x;
+                break;
+            }
+        }
+    }
+    int rc = g->fsm.apply(g->fsm.ctx, index, h.time_ms, g->cmdv, h.count,
+                          replyFn, b);
+    if (rc != 0) {
+        failStop(g, "the state machine failed to apply log entry %llu "
+                    "(error %d)",
+                 (unsigned long long)index, rc);
+        return RAFT_IOERR;
+    }
+    return 0;
+}
+
+static int fsmSnapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
+                       unsigned *n_bufs)
+{
+    rglue *g = rf->data;
+    if (g->failed) return RAFT_BUSY;
+    struct raft_buffer *b = raft_malloc(sizeof *b);
+    if (b == NULL) return RAFT_NOMEM;
+    b->base = raft_malloc(RG_MARKER_LEN);
+    if (b->base == NULL) {
+        raft_free(b);
+        return RAFT_NOMEM;
+    }
+    b->len = RG_MARKER_LEN;
+    /* raft snapshots at last_applied == commit_index: the marker's index is
+     * the snapshot's, and the put wrapper syncs the store before writing. */
+    rg_marker_encode(b->base, raft_last_applied(&g->raft));
+    *bufs = b;
+    *n_bufs = 1;
+    return 0;
+}
+
+static int fsmSnapshotFinalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
+                               unsigned *n_bufs)
+{
+    (void)rf;
+    for (unsigned i = 0; i < *n_bufs; i++) raft_free((*bufs)[i].base);
+    raft_free(*bufs);
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsmRestore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    rglue *g = rf->data;
+    uint64_t marker;
+    int rv;
+    if (rg_marker_decode(buf->base, buf->len, &marker)) {
+        uint64_t have = g->fsm.applied_index(g->fsm.ctx);
+        if (have >= marker) {
+            raft_free(buf->base);
+            return 0;
+        }
+        snprintf(g->start_err, sizeof g->start_err,
+                 "the state store is at index %llu but raft's snapshot says "
+                 "it was made durable up to %llu: the state store lost "
+                 "updates; restore this member's data from a peer",
+                 (unsigned long long)have, (unsigned long long)marker);
+        rv = RAFT_CORRUPT;
+    } else {
+        int rc = g->fsm.restore(g->fsm.ctx, buf->base, buf->len);
+        if (rc == 0) {
+            raft_free(buf->base);
+            return 0;
+        }
+        snprintf(g->start_err, sizeof g->start_err,
+                 "the state machine could not restore a %zu-byte snapshot "
+                 "(error %d)",
+                 buf->len, rc);
+        rv = RAFT_IOERR;
+    }
+    if (!g->in_start) {
+        /* InstallSnapshot: nobody else frees the buffer. */
+        raft_free(buf->base);
+        failStop(g, "%s", g->start_err);
+    }
+    return rv;
+}
+
+/* ---- raft_io wrappers ------------------------------------------------------ */
+
+static int ioSend(struct raft_io *io, struct raft_io_send *req,
+                  const struct raft_message *m, raft_io_send_cb cb)
+{
+    rglue *g = RG_CONTAINER_OF(io, rglue, io);
+    /* The only sender left once raft is closing is a snapshot load that
+     * completed late: make it release its message instead of touching a
+     * closing raft_uv. */
+    if (g->raft_closing) return RAFT_CANCELED;
+    /* A marker means nothing to another member: never ship one (a dump that
+     * failed leaves it in place; raft retries after its snapshot timeout). */
+    if (m->type == RAFT_INSTALL_SNAPSHOT &&
+        rg_marker_decode(m->install_snapshot.data.base,
+                         m->install_snapshot.data.len, NULL)) {
+        return RAFT_IOERR;
+    }
+    return g->io_send(io, req, m, cb);
+}
+
+/* raft 0.22.1 dereferences NULL when an InstallSnapshot arrives while a
+ * local snapshot is being written (legacy.c takeSnapshotCb clears
+ * snapshot_pending before reading it). So InstallSnapshot messages are held
+ * while our marker put is in progress and delivered by the pump after it. */
+static void dropInstall(struct raft_message *m)
+{
+    raft_configuration_close(&m->install_snapshot.conf);
+    raft_free(m->install_snapshot.data.base);
+}
+
+/* Hand an InstallSnapshot to raft, unless raft is already installing one from
+ * the same leader: 0.22.1 then ignores it without freeing it (a leak of a
+ * whole state dump per duplicate). */
+static void recvInstall(rglue *g, struct raft_message *m)
+{
+    if (g->raft.snapshot.installing &&
+        m->install_snapshot.term == raft_current_term(&g->raft)) {
+        dropInstall(m);
+        return;
+    }
+    g->recv_cb(&g->io, m);
+}
+
+static void ioRecv(struct raft_io *io, struct raft_message *m)
+{
+    rglue *g = RG_CONTAINER_OF(io, rglue, io);
+    if (m->type != RAFT_INSTALL_SNAPSHOT || g->raft_closing) {
+        g->recv_cb(io, m);
+        return;
+    }
+    if (!g->local_snapshot_active) {
+        recvInstall(g, m);
+        return;
+    }
+    const char *addr = m->server_address != NULL ? m->server_address : "";
+    size_t alen = strlen(addr) + 1;
+    rg_parked *p = malloc(sizeof *p + alen);
+    if (p == NULL) {
+        dropInstall(m); /* the leader resends after its snapshot timeout */
+        return;
+    }
+    p->next = NULL;
+    p->msg = *m; /* takes the conf and the payload */
+    memcpy(p->address, addr, alen);
+    p->msg.server_address = p->address;
+    if (g->parked_tail != NULL) g->parked_tail->next = p;
+    else g->parked_head = p;
+    g->parked_tail = p;
+}
+
+static void deliverParked(rglue *g)
+{
+    while (g->parked_head != NULL && !g->local_snapshot_active &&
+           !g->raft_closing && !g->stop_requested) {
+        rg_parked *p = g->parked_head;
+        g->parked_head = p->next;
+        if (g->parked_head == NULL) g->parked_tail = NULL;
+        recvInstall(g, &p->msg);
+        free(p);
+    }
+}
+
+static void freeParked(rglue *g)
+{
+    while (g->parked_head != NULL) {
+        rg_parked *p = g->parked_head;
+        g->parked_head = p->next;
+        dropInstall(&p->msg);
+        free(p);
+    }
+    g->parked_tail = NULL;
+}
+
+static int ioStart(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                   raft_io_recv_cb recv)
+{
+    rglue *g = RG_CONTAINER_OF(io, rglue, io);
+    g->recv_cb = recv;
+    return g->io_start(io, msecs, tick, ioRecv);
+}
+
+static void putDone(rg_put *p, int status)
+{
+    rglue *g = p->g;
+    raft_io_snapshot_put_cb cb = p->cb;
+    struct raft_io_snapshot_put *req = p->req;
+    free(p);
+    g->local_snapshot_active = false;
+    cb(req, status);
+    if (g->parked_head != NULL) kick(g); /* deliver held InstallSnapshots */
+}
+
+static void putCb(struct raft_io_snapshot_put *inner, int status)
+{
+    rg_put *p = inner->data;
+    if (status == 0) p->g->snapshots_taken++;
+    putDone(p, status);
+}
+
+static void presyncWork(uv_work_t *w)
+{
+    rg_put *p = RG_CONTAINER_OF(w, rg_put, work);
+    p->rc = p->g->fsm.sync(p->g->fsm.ctx);
+}
+
+static void presyncAfter(uv_work_t *w, int status)
+{
+    rg_put *p = RG_CONTAINER_OF(w, rg_put, work);
+    rglue *g = p->g;
+    g->n_works--;
+    g->n_presync--;
+    if (status != 0 && p->rc == 0) p->rc = status;
+    if (g->raft_closing) {
+        /* Only on a failed start: rglue_stop waits for syncs. */
+        putDone(p, RAFT_CANCELED);
+        maybeFinish(g);
+        return;
+    }
+    if (p->rc != 0) {
+        /* The state is not durable up to the snapshot: never let raft record
+         * it. The put stays pending (no further snapshots) until close. */
+        failStop(g, "syncing the state store before a snapshot failed "
+                    "(error %d)",
+                 p->rc);
+        g->parked_put = p;
+    } else {
+        int rv = g->io_snapshot_put(&g->io, p->trailing, &p->inner,
+                                    p->snapshot, putCb);
+        if (rv != 0) putDone(p, rv);
+    }
+    if (g->stop_requested) kick(g);
+}
+
+static bool isMarkerSnapshot(const struct raft_snapshot *s)
+{
+    return s->n_bufs == 1 &&
+           rg_marker_decode(s->bufs[0].base, s->bufs[0].len, NULL);
+}
+
+static int ioSnapshotPut(struct raft_io *io, unsigned trailing,
+                         struct raft_io_snapshot_put *req,
+                         const struct raft_snapshot *snapshot,
+                         raft_io_snapshot_put_cb cb)
+{
+    rglue *g = RG_CONTAINER_OF(io, rglue, io);
+    /* Installed snapshots (full dumps) go straight to disk. */
+    if (!isMarkerSnapshot(snapshot)) {
+        return g->io_snapshot_put(io, trailing, req, snapshot, cb);
+    }
+    rg_put *p = calloc(1, sizeof *p);
+    if (p == NULL) return RAFT_NOMEM;
+    p->g = g;
+    p->inner.data = p;
+    p->req = req;
+    p->cb = cb;
+    p->snapshot = snapshot;
+    p->trailing = trailing;
+    req->cb = cb;
+    if (uv_queue_work(g->loop, &p->work, presyncWork, presyncAfter) != 0) {
+        free(p);
+        return RAFT_IOERR;
+    }
+    g->n_works++;
+    g->n_presync++;
+    g->local_snapshot_active = true;
+    return 0;
+}
+
+static void getDeliver(rg_get *w, struct raft_snapshot *s)
+{
+    raft_io_snapshot_get_cb cb = w->cb;
+    struct raft_io_snapshot_get *req = w->req;
+    free(w);
+    cb(req, s, 0);
+}
+
+static void dumpWork(uv_work_t *work)
+{
+    rg_dump *d = RG_CONTAINER_OF(work, rg_dump, work);
+    rglue *g = d->g;
+    void *data = NULL;
+    size_t len = 0;
+    uint64_t index = 0;
+    int rc = g->fsm.dump(g->fsm.ctx, &data, &len, &index);
+    /* A dump older than the snapshot's index would make the follower skip
+     * entries it lacks. */
+    if (rc == 0 && index >= d->marker_index &&
+        !rg_marker_decode(data, len, NULL)) {
+        d->payload.base = raft_malloc(len > 0 ? len : 1);
+        if (d->payload.base != NULL) {
+            if (len > 0) memcpy(d->payload.base, data, len);
+            d->payload.len = len;
+        }
+    }
+    free(data);
+}
+
+static void dumpAfter(uv_work_t *work, int status)
+{
+    rg_dump *d = RG_CONTAINER_OF(work, rg_dump, work);
+    rglue *g = d->g;
+    g->n_works--;
+    for (rg_dump **pp = &g->dumps; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+    struct raft_buffer dump = d->payload;
+    bool ok = status == 0 && dump.base != NULL && !g->raft_closing;
+    rg_get *w = d->waiters;
+    free(d);
+    bool taken = false;
+    while (w != NULL) {
+        rg_get *next = w->next;
+        struct raft_snapshot *s = w->snapshot;
+        struct raft_buffer mine = {NULL, 0};
+        if (ok && !taken) {
+            mine = dump; /* the first waiter takes the dump itself */
+            taken = true;
+        } else if (ok) {
+            mine.base = raft_malloc(dump.len > 0 ? dump.len : 1);
+            if (mine.base != NULL) {
+                memcpy(mine.base, dump.base, dump.len);
+                mine.len = dump.len;
+            }
+        }
+        if (mine.base != NULL) {
+            raft_free(s->bufs[0].base);
+            s->bufs[0] = mine; /* the metadata stays the marker's */
+        }
+        /* Without a dump the marker stays, and ioSend refuses to ship it:
+         * raft retries after its install-snapshot timeout. */
+        getDeliver(w, s);
+        w = next;
+    }
+    if (!taken) raft_free(dump.base);
+    maybeFinish(g);
+}
+
+static void snapshotGetCb(struct raft_io_snapshot_get *inner,
+                          struct raft_snapshot *s, int status)
+{
+    rg_get *w = inner->data;
+    rglue *g = w->g;
+    if (status != 0) {
+        /* raft 0.22.1 would free uninitialised fields of its message on an
+         * error status: drop the request (a small leak) and let raft retry
+         * after its install-snapshot timeout. */
+        free(w);
+        return;
+    }
+    if (g->raft_closing || !isMarkerSnapshot(s)) {
+        getDeliver(w, s);
+        return;
+    }
+    w->snapshot = s;
+    uint64_t marker = 0;
+    rg_marker_decode(s->bufs[0].base, s->bufs[0].len, &marker);
+    for (rg_dump *d = g->dumps; d != NULL; d = d->next) {
+        if (d->marker_index == marker) {
+            w->next = d->waiters;
+            d->waiters = w;
+            return;
+        }
+    }
+    rg_dump *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        getDeliver(w, s);
+        return;
+    }
+    d->g = g;
+    d->marker_index = marker;
+    d->waiters = w;
+    w->next = NULL;
+    if (uv_queue_work(g->loop, &d->work, dumpWork, dumpAfter) != 0) {
+        free(d);
+        getDeliver(w, s);
+        return;
+    }
+    d->next = g->dumps;
+    g->dumps = d;
+    g->n_works++;
+}
+
+static int ioSnapshotGet(struct raft_io *io, struct raft_io_snapshot_get *req,
+                         raft_io_snapshot_get_cb cb)
+{
+    rglue *g = RG_CONTAINER_OF(io, rglue, io);
+    rg_get *w = calloc(1, sizeof *w);
+    if (w == NULL) return RAFT_NOMEM;
+    w->g = g;
+    w->inner.data = w;
+    w->req = req;
+    w->cb = cb;
+    req->cb = cb;
+    int rv = g->io_snapshot_get(io, &w->inner, snapshotGetCb);
+    if (rv != 0) free(w);
+    return rv;
+}
+
+/* ---- public API -------------------------------------------------------------- */
+
+static int checkConfig(const rglue_config *cfg, const rglue_fsm *fsm,
+                       char *errbuf, size_t errlen)
+{
+    if (cfg == NULL || fsm == NULL) {
+        snprintf(errbuf, errlen, "missing configuration");
+        return RGLUE_EINVAL;
+    }
+    if (cfg->loop == NULL || cfg->dir == NULL || cfg->dir[0] == '\0' ||
+        cfg->address == NULL || cfg->address[0] == '\0') {
+        snprintf(errbuf, errlen, "loop, dir and address are required");
+        return RGLUE_EINVAL;
+    }
+    if (cfg->id == 0) {
+        snprintf(errbuf, errlen, "member id must be >= 1");
+        return RGLUE_EINVAL;
+    }
+    if (fsm->apply == NULL || fsm->applied_index == NULL ||
+        fsm->sync == NULL || fsm->dump == NULL || fsm->restore == NULL) {
+        snprintf(errbuf, errlen, "every state machine hook is required");
+        return RGLUE_EINVAL;
+    }
+    unsigned election = cfg->election_timeout_ms ? cfg->election_timeout_ms
+                                                 : DEFAULT_ELECTION_MS;
+    unsigned heartbeat = cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms
+                                                   : DEFAULT_HEARTBEAT_MS;
+    if (heartbeat >= election) {
+        snprintf(errbuf, errlen,
+                 "heartbeat timeout (%u ms) must be below the election "
+                 "timeout (%u ms)",
+                 heartbeat, election);
+        return RGLUE_EINVAL;
+    }
+    if (cfg->n_peers > 0) {
+        bool self = false;
+        if (cfg->peers == NULL) {
+            snprintf(errbuf, errlen, "n_peers is set but peers is NULL");
+            return RGLUE_EINVAL;
+        }
+        for (size_t i = 0; i < cfg->n_peers; i++) {
+            if (cfg->peers[i].id == 0 || cfg->peers[i].address == NULL) {
+                snprintf(errbuf, errlen, "peer %zu has no id or address", i);
+                return RGLUE_EINVAL;
+            }
+            if (cfg->peers[i].id == cfg->id) self = true;
+        }
+        if (!self) {
+            snprintf(errbuf, errlen,
+                     "the initial configuration must include this member "
+                     "(id %llu)",
+                     (unsigned long long)cfg->id);
+            return RGLUE_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int bootstrap(rglue *g, const rglue_config *cfg, char *errbuf,
+                     size_t errlen)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = 0;
+    if (cfg->n_peers == 0) {
+        rv = raft_configuration_add(&conf, cfg->id, cfg->address, RAFT_VOTER);
+    }
+    for (size_t i = 0; rv == 0 && i < cfg->n_peers; i++) {
+        rv = raft_configuration_add(&conf, cfg->peers[i].id,
+                                    cfg->peers[i].address, RAFT_VOTER);
+    }
+    if (rv != 0) {
+        snprintf(errbuf, errlen, "invalid initial configuration: %s",
+                 raft_strerror(rv));
+        raft_configuration_close(&conf);
+        return RGLUE_EINVAL;
+    }
+    rv = raft_bootstrap(&g->raft, &conf);
+    raft_configuration_close(&conf);
+    /* RAFT_CANTBOOTSTRAP: the data dir is not pristine, i.e. every start
+     * after the first one. */
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
+        snprintf(errbuf, errlen, "bootstrap in %s failed: %s (%s)", cfg->dir,
+                 raft_strerror(rv), g->io.errmsg);
+        return RGLUE_ERAFT;
+    }
+    return 0;
+}
+
+int rglue_start(const rglue_config *cfg, const rglue_fsm *fsm, rglue **out,
+                char *errbuf, size_t errlen)
+{
+    char scratch[1];
+    if (errbuf == NULL || errlen == 0) {
+        errbuf = scratch;
+        errlen = sizeof scratch;
+    }
+    errbuf[0] = '\0';
+    if (out != NULL) *out = NULL;
+    int rc = checkConfig(cfg, fsm, errbuf, errlen);
+    if (rc != 0) return rc;
+    if (out == NULL) {
+        snprintf(errbuf, errlen, "out is NULL");
+        return RGLUE_EINVAL;
+    }
+
+    rglue *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return RGLUE_ENOMEM;
+    }
+    g->loop = cfg->loop;
+    g->fsm = *fsm;
+    g->on_role = cfg->on_role;
+    g->on_fatal = cfg->on_fatal;
+    g->cb_ctx = cfg->cb_ctx;
+    g->max_entry_bytes =
+        cfg->max_entry_bytes ? cfg->max_entry_bytes : DEFAULT_MAX_ENTRY_BYTES;
+    g->max_inflight = cfg->max_inflight ? cfg->max_inflight
+                                        : DEFAULT_MAX_INFLIGHT;
+    g->token = randomToken();
+    g->next_seq = 1;
+
+    rc = mkdirP(cfg->dir, errbuf, errlen);
+    if (rc != 0) goto err_free;
+
+    int rv = rg_transport_init(&g->transport, g->loop, cfg->bind_address,
+                               errbuf, errlen);
+    if (rv != 0) {
+        rc = rv == RAFT_NOMEM ? RGLUE_ENOMEM : RGLUE_EINVAL;
+        goto err_free;
+    }
+    rv = raft_uv_init(&g->io, g->loop, cfg->dir, &g->transport.outer);
+    if (rv != 0) {
+        snprintf(errbuf, errlen, "raft storage in %s: %s", cfg->dir,
+                 g->io.errmsg);
+        rc = RGLUE_ERAFT;
+        goto err_transport;
+    }
+    g->io_start = g->io.start;
+    g->io_send = g->io.send;
+    g->io_snapshot_put = g->io.snapshot_put;
+    g->io_snapshot_get = g->io.snapshot_get;
+    g->io.start = ioStart;
+    g->io.send = ioSend;
+    g->io.snapshot_put = ioSnapshotPut;
+    g->io.snapshot_get = ioSnapshotGet;
+    raft_uv_set_segment_size(&g->io, SEGMENT_SIZE);
+    /* A damaged segment must stop the member, not silently lose entries. */
+    raft_uv_set_auto_recovery(&g->io, false);
+
+    g->rfsm.version = 2; /* v3's snapshot_async runs on the loop in 0.22.1 */
+    g->rfsm.data = g;
+    g->rfsm.apply = fsmApply;
+    g->rfsm.snapshot = fsmSnapshot;
+    g->rfsm.restore = fsmRestore;
+    g->rfsm.snapshot_finalize = fsmSnapshotFinalize;
+    g->rfsm.snapshot_async = NULL;
+
+    rv = raft_init(&g->raft, &g->io, &g->rfsm, cfg->id, cfg->address);
+    if (rv != 0) {
+        snprintf(errbuf, errlen, "raft init in %s: %s", cfg->dir,
+                 raft_errmsg(&g->raft));
+        rc = rv == RAFT_NOMEM ? RGLUE_ENOMEM : RGLUE_ERAFT;
+        goto err_io;
+    }
+    g->raft.data = g;
+    raft_set_election_timeout(&g->raft, cfg->election_timeout_ms
+                                            ? cfg->election_timeout_ms
+                                            : DEFAULT_ELECTION_MS);
+    raft_set_heartbeat_timeout(&g->raft, cfg->heartbeat_timeout_ms
+                                             ? cfg->heartbeat_timeout_ms
+                                             : DEFAULT_HEARTBEAT_MS);
+    raft_set_pre_vote(&g->raft, true);
+    raft_set_snapshot_threshold(&g->raft, cfg->snapshot_threshold
+                                              ? cfg->snapshot_threshold
+                                              : DEFAULT_SNAPSHOT_THRESHOLD);
+    raft_set_snapshot_trailing(&g->raft, cfg->snapshot_trailing
+                                             ? cfg->snapshot_trailing
+                                             : DEFAULT_SNAPSHOT_TRAILING);
+    /* The capacity check keeps KiB in an unsigned short that wraps with
+     * segments of 32 MiB or more (every apply then fails RAFT_NOSPACE). */
+    if (SEGMENT_SIZE >= (size_t)32 * 1024 * 1024) {
+        raft_set_capacity_threshold(&g->raft, 0);
+    }
+
+    rc = bootstrap(g, cfg, errbuf, errlen);
+    if (rc != 0) goto err_raft;
+
+    g->in_start = true;
+    rv = raft_start(&g->raft);
+    g->in_start = false;
+    if (rv != 0) {
+        if (g->start_err[0] != '\0') {
+            snprintf(errbuf, errlen, "raft start in %s: %s", cfg->dir,
+                     g->start_err);
+            rc = RGLUE_EFAILED;
+        } else {
+            snprintf(errbuf, errlen, "raft start in %s: %s (%s)", cfg->dir,
+                     raft_strerror(rv), raft_errmsg(&g->raft));
+            rc = RGLUE_ERAFT;
+        }
+        goto err_raft;
+    }
+
+    uv_prepare_init(g->loop, &g->prepare);
+    uv_idle_init(g->loop, &g->idle);
+    g->prepare.data = g;
+    g->idle.data = g;
+    uv_prepare_start(&g->prepare, prepareCb);
+    g->handles_ready = true;
+    kick(g); /* first pump: report the role, fail-stop found in start */
+    *out = g;
+    return 0;
+
+err_raft:
+    /* raft_init created raft_uv's handles: closing is asynchronous and
+     * frees @g once done (the caller's loop must run). */
+    g->raft_closing = true;
+    raft_close(&g->raft, raftCloseCb);
+    return rc;
+err_io:
+    raft_uv_close(&g->io);
+err_transport:
+    rg_transport_release(&g->transport);
+err_free:
+    free(g);
+    return rc;
+}
+
+void rglue_stop(rglue *g, void (*cb)(void *arg), void *arg)
+{
+    if (g == NULL || g->stop_requested) return;
+    g->stop_requested = true;
+    g->stop_cb = cb;
+    g->stop_arg = arg;
+    /* The work happens in the pump, never inside a raft callback. */
+    kick(g);
+}
+
+int rglue_propose(rglue *g, const void *data, size_t len, rglue_done_cb cb,
+                  void *arg)
+{
+    if (g == NULL || (data == NULL && len > 0)) return RGLUE_EINVAL;
+    if (g->stop_requested || g->raft_closing) return RGLUE_ESHUTDOWN;
+    if (g->failed) return RGLUE_EFAILED;
+    if (!isLeader(g)) return RGLUE_ENOTLEADER;
+    if (len > MAX_COMMAND_BYTES) return RGLUE_ETOOBIG;
+    rg_cmd *c = malloc(sizeof *c + len);
+    if (c == NULL) return RGLUE_ENOMEM;
+    c->next = NULL;
+    c->cb = cb;
+    c->arg = arg;
+    c->len = len;
+    if (len > 0) memcpy(c->data, data, len);
+    if (g->q_tail != NULL) g->q_tail->next = c;
+    else g->q_head = c;
+    g->q_tail = c;
+    g->cmds_accepted++;
+    kick(g);
+    return 0;
+}
+
+bool rglue_can_read_now(rglue *g)
+{
+    if (g == NULL || g->failed || g->stop_requested || g->raft_closing) {
+        return false;
+    }
+    struct raft *r = &g->raft;
+    /* Accepted writes not yet in the log come before any later read. */
+    if (g->q_head != NULL || !isLeader(g)) return false;
+    unsigned voters = 0;
+    bool self = false;
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        if (s->role != RAFT_VOTER) continue;
+        voters++;
+        if (s->id == r->id) self = true;
+    }
+    /* A sole voter can't be deposed; having applied its whole log (config
+     * changes included) it has nothing left to learn. */
+    return voters == 1 && self && raft_last_applied(r) == raft_last_index(r);
+}
+
+int rglue_read(rglue *g, rglue_read_cb cb, void *arg)
+{
+    if (g == NULL || cb == NULL) return RGLUE_EINVAL;
+    if (g->stop_requested || g->raft_closing) return RGLUE_ESHUTDOWN;
+    if (g->failed) return RGLUE_EFAILED;
+    if (!isLeader(g)) return RGLUE_ENOTLEADER;
+    rg_read *r = malloc(sizeof *r);
+    if (r == NULL) return RGLUE_ENOMEM;
+    r->next = NULL;
+    r->cb = cb;
+    r->arg = arg;
+    r->mark = g->cmds_accepted;
+    if (g->reads_tail != NULL) g->reads_tail->next = r;
+    else g->reads_head = r;
+    g->reads_tail = r;
+    kick(g);
+    return 0;
+}
+
+void rglue_get_status(rglue *g, rglue_status *st)
+{
+    if (st == NULL) return;
+    memset(st, 0, sizeof *st);
+    if (g == NULL) return;
+    st->entries_proposed = g->entries_proposed;
+    st->commands_proposed = g->commands_proposed;
+    st->snapshots_taken = g->snapshots_taken;
+    st->barriers = g->barriers;
+    st->failed = g->failed;
+    snprintf(st->failure, sizeof st->failure, "%s", g->failure);
+    if (g->raft_closing) {
+        st->role = RGLUE_ROLE_UNAVAILABLE;
+        return;
+    }
+    struct raft *r = &g->raft;
+    st->role = roleOf(raft_state(r));
+    st->id = r->id;
+    st->term = raft_current_term(r);
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(r, &leader, &address);
+    st->leader_id = leader;
+    if (address != NULL) {
+        snprintf(st->leader_address, sizeof st->leader_address, "%s", address);
+    }
+    st->commit_index = raft_commit_index(r);
+    st->applied_index = raft_last_applied(r);
+    st->last_index = raft_last_index(r);
+    bool leading = raft_state(r) == RAFT_LEADER;
+    for (unsigned i = 0; i < r->configuration.n &&
+                         st->n_members < sizeof st->members / sizeof st->members[0];
+         i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        rglue_member *m = &st->members[st->n_members++];
+        m->id = s->id;
+        snprintf(m->address, sizeof m->address, "%s",
+                 s->address != NULL ? s->address : "");
+        m->role = s->role;
+        raft_index match = 0;
+        if (leading && raft_match_index(r, s->id, &match) == 0) {
+            m->match_index = match;
+        }
+    }
+}

@@ -1,0 +1,199 @@
+/* storage: gcsd's state in one LMDB environment.
+ *
+ * Knows nothing of RESP or raft. Holds the Redis-compatible keyspace (strings
+ * and hashes) and a few named 64-bit counters ("meta"), among them the raft
+ * index of the last applied entry, written in the same transaction as the data
+ * it describes.
+ *
+ * Threads: the environment is opened with MDB_NOTLS, so read transactions may
+ * be used from any thread (one thread at a time per transaction). Only one
+ * write transaction exists at a time; gcsd opens them on its loop thread.
+ *
+ * Durability: the environment is opened with MDB_NOSYNC; the raft log carries
+ * durability. storage_sync() flushes to disk and is meant for a worker thread.
+ *
+ * Memory: every storage_slice returned by a getter or passed to a scan callback
+ * points into LMDB's map. It stays valid until the transaction ends or the next
+ * write in the same transaction, whichever comes first. Copy what you keep.
+ */
+#ifndef GCS_STORAGE_H
+#define GCS_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef GCS_API
+#define GCS_API __attribute__((visibility("default")))
+#endif
+
+/* Error codes: 0 is success; errors are negative and in their own range. */
+#define STORAGE_ERRORS(X)                                                     \
+    X(STORAGE_EWRONGTYPE, -30901, "operation against a key of another type") \
+    X(STORAGE_EMAPFULL, -30902, "the database map is full")                  \
+    X(STORAGE_EIO, -30903, "database I/O error")                             \
+    X(STORAGE_ECORRUPT, -30904, "damaged database or dump")                  \
+    X(STORAGE_ENOMEM, -30905, "out of memory")                               \
+    X(STORAGE_EINVAL, -30906, "invalid argument")                            \
+    X(STORAGE_EBUSY, -30907, "resource busy")
+
+enum {
+    STORAGE_OK = 0,
+#define STORAGE_ERROR_ENUM(name, value, text) name = (value),
+    STORAGE_ERRORS(STORAGE_ERROR_ENUM)
+#undef STORAGE_ERROR_ENUM
+};
+
+/* Static string describing @code (never NULL). */
+GCS_API const char *storage_strerror(int code);
+
+typedef struct storage storage;          /* one open environment */
+typedef struct storage_txn storage_txn;  /* a read or write transaction */
+
+/* Bytes owned by someone else; see "Memory" above. */
+typedef struct storage_slice {
+    const void *data;
+    size_t len;
+} storage_slice;
+
+typedef enum storage_type {
+    STORAGE_TYPE_NONE = 0,
+    STORAGE_TYPE_STRING = 1,
+    STORAGE_TYPE_HASH = 2,
+} storage_type;
+
+typedef struct storage_options {
+    size_t map_size; /* maximum database size in bytes; 0 means 32 GiB */
+} storage_options;
+
+/* Open (creating if needed) the environment in directory @dir, which must
+ * exist. @opts may be NULL. On success *out owns the environment; free it with
+ * storage_close(). On failure returns an error and, if @errbuf is not NULL,
+ * writes a human-readable reason into it (NUL-terminated, truncated). */
+GCS_API int storage_open(const char *dir, const storage_options *opts,
+                         storage **out, char *errbuf, size_t errlen);
+
+/* Close the environment. Every transaction must have ended. NULL is a no-op. */
+GCS_API void storage_close(storage *s);
+
+/* Flush everything committed so far to disk. Blocks: call it off the loop.
+ * Safe to call concurrently with transactions in other threads. */
+GCS_API int storage_sync(storage *s);
+
+/* Size information for INFO and metrics. */
+typedef struct storage_info {
+    uint64_t map_size;     /* configured maximum, bytes */
+    uint64_t used_bytes;   /* pages in use × page size */
+    uint64_t file_bytes;   /* size of data.mdb on disk */
+} storage_info;
+GCS_API int storage_get_info(storage *s, storage_info *info);
+
+/* Begin a transaction. A write transaction must be ended before the next one
+ * begins. On success *out must be ended by storage_commit or storage_abort. */
+GCS_API int storage_begin(storage *s, bool write, storage_txn **out);
+
+/* Commit and free @t. On failure nothing of @t is kept; @t is freed anyway.
+ * Committing a read transaction just ends it. */
+GCS_API int storage_commit(storage_txn *t);
+
+/* Discard and free @t. NULL is a no-op. */
+GCS_API void storage_abort(storage_txn *t);
+
+/* ---- meta: named unsigned 64-bit counters (absent reads as 0) ---------- */
+
+GCS_API int storage_meta_get(storage_txn *t, const char *name, uint64_t *value);
+GCS_API int storage_meta_set(storage_txn *t, const char *name, uint64_t value);
+
+/* The meta name under which the last applied raft index is stored. */
+#define STORAGE_META_APPLIED_INDEX "applied_index"
+
+/* ---- keyspace ---------------------------------------------------------- */
+
+/* Type of @key (STORAGE_TYPE_NONE when absent). */
+GCS_API int storage_key_type(storage_txn *t, storage_slice key,
+                             storage_type *type);
+
+/* Delete @key of any type, with all its fields. *deleted tells whether it
+ * existed (may be NULL). */
+GCS_API int storage_key_delete(storage_txn *t, storage_slice key,
+                               bool *deleted);
+
+/* Number of keys in the keyspace. */
+GCS_API int storage_key_count(storage_txn *t, uint64_t *count);
+
+/* Remove every key (FLUSHALL). Meta counters are kept. */
+GCS_API int storage_key_flush(storage_txn *t);
+
+/* String value of @key. *found is false when the key is absent. A hash key
+ * gives STORAGE_EWRONGTYPE. */
+GCS_API int storage_string_get(storage_txn *t, storage_slice key,
+                               storage_slice *value, bool *found);
+
+/* Set @key to the string @value, replacing a key of any type (Redis SET). */
+GCS_API int storage_string_set(storage_txn *t, storage_slice key,
+                               storage_slice value);
+
+/* Field @field of hash @key. *found is false when the key or field is absent.
+ * A string key gives STORAGE_EWRONGTYPE. */
+GCS_API int storage_hash_get(storage_txn *t, storage_slice key,
+                             storage_slice field, storage_slice *value,
+                             bool *found);
+
+/* Set a field, creating the hash if needed. *created (may be NULL) tells
+ * whether the field is new. A string key gives STORAGE_EWRONGTYPE. */
+GCS_API int storage_hash_set(storage_txn *t, storage_slice key,
+                             storage_slice field, storage_slice value,
+                             bool *created);
+
+/* Delete a field; the key goes away with its last field. *deleted (may be
+ * NULL) tells whether the field existed. */
+GCS_API int storage_hash_delete(storage_txn *t, storage_slice key,
+                                storage_slice field, bool *deleted);
+
+/* Number of fields (0 when the key is absent). */
+GCS_API int storage_hash_len(storage_txn *t, storage_slice key, uint64_t *n);
+
+/* ---- iteration ----------------------------------------------------------
+ *
+ * Keys (and a hash's fields) are kept in the order of a fixed 64-bit hash of
+ * their bytes, and a scan cursor is the hash to resume at. So cursors are
+ * plain unsigned integers, stay valid across writes, and a scan never misses
+ * an element present from its start to its end (Redis SCAN's guarantee).
+ * A call visits elements with hash >= @cursor until at least @count were
+ * visited (0: no limit), finishing the group of elements sharing the last
+ * hash, then stores in *next the cursor to resume at, or 0 when done.
+ * A callback returning non-zero stops the scan; that value is returned and
+ * *next is undefined. */
+
+typedef int (*storage_key_fn)(void *arg, storage_slice key, storage_type type);
+typedef int (*storage_field_fn)(void *arg, storage_slice field,
+                                storage_slice value);
+
+GCS_API int storage_key_scan(storage_txn *t, uint64_t cursor, size_t count,
+                             storage_key_fn fn, void *arg, uint64_t *next);
+
+/* Fields of hash @key; an absent key visits nothing and gives *next = 0.
+ * A string key gives STORAGE_EWRONGTYPE. */
+GCS_API int storage_hash_scan(storage_txn *t, storage_slice key,
+                              uint64_t cursor, size_t count,
+                              storage_field_fn fn, void *arg, uint64_t *next);
+
+/* ---- dumps: whole-state copies for raft snapshots and backups ----------
+ *
+ * A dump is a self-describing, checksummed byte string holding every table
+ * and meta counter as seen by the read (or write) transaction @t. */
+
+/* Serialise into a malloc'd buffer; the caller frees *buf with free(). Works
+ * in any thread with a read transaction. */
+GCS_API int storage_dump(storage_txn *t, void **buf, size_t *len);
+
+/* Validate a dump and read the applied index recorded in it. */
+GCS_API int storage_dump_applied_index(const void *buf, size_t len,
+                                       uint64_t *index);
+
+/* Replace the whole state with the dump's, in one write transaction (no other
+ * write transaction may be open). A damaged dump gives STORAGE_ECORRUPT and
+ * leaves the state untouched. */
+GCS_API int storage_load_dump(storage *s, const void *buf, size_t len);
+
+#endif /* GCS_STORAGE_H */
