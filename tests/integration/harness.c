@@ -132,6 +132,12 @@ int harness_stop(gcsd_proc *p, int sig)
         pid_t r = waitpid(p->pid, &status, WNOHANG);
         if (r == p->pid) {
             p->pid = 0;
+            /* A clean shutdown exits 0 (also: no sanitizer or leak report). */
+            if (sig == SIGTERM) {
+                cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                          "gcsd did not exit cleanly on SIGTERM (status %d); "
+                          "see %s", status, p->log);
+            }
             return status;
         }
         struct timespec ts = {0, 5 * 1000000};

@@ -29,7 +29,8 @@ void harness_init(gcsd_proc *p);
  * wait until it answers PING (or fail the test after @timeout_ms). */
 void harness_start(gcsd_proc *p, int timeout_ms);
 
-/* Send @sig and wait for the process to exit (fails the test after 10 s).
+/* Send @sig and wait for the process to exit (fails the test after 10 s,
+ * and, for SIGTERM, unless it exits with status 0).
  * Returns the exit status as from waitpid. */
 int harness_stop(gcsd_proc *p, int sig);
 
