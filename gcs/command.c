@@ -206,6 +206,10 @@ static void replyRaftError(resp_buf *b, int rc)
         case RGLUE_ESHUTDOWN:
             resp_add_error(b, "TRYAGAIN server is shutting down");
             break;
+        case RGLUE_ENOSPACE:
+            resp_add_error(b, "MISCONF the raft log has no disk space for "
+                              "the command; it was not applied");
+            break;
         case RGLUE_ETOOBIG:
             resp_add_error(b, "ERR command too large for the log");
             break;

@@ -138,6 +138,10 @@ int main(int argc, char **argv)
         .election_timeout_ms = a.cfg.election_timeout_ms,
         .heartbeat_timeout_ms = a.cfg.heartbeat_timeout_ms,
         .snapshot_threshold = a.cfg.snapshot_threshold,
+        /* A lone voter commits by its own disk write alone: one entry at a
+         * time makes the batches fuller and measured faster (docs/
+         * benchmarks.md). A cluster overlaps replication round trips. */
+        .max_inflight = a.cfg.n_peers <= 1 ? 1 : 4,
         .on_role = onRole,
         .on_fatal = onFatal,
         .cb_ctx = &a,

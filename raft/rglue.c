@@ -222,7 +222,7 @@ static void pump(rglue *g);
 static void deliverParked(rglue *g);
 static void freeParked(rglue *g);
 
-/* ---- small helpers ------------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------ */
 
 static void idleCb(uv_idle_t *h)
 {
@@ -369,7 +369,7 @@ static void failWaitingReads(rglue *g, int status)
     failReads(r, status);
 }
 
-/* ---- group commit -------------------------------------------------------- */
+/* ---- group commit ------------------------------------------------------- */
 
 static void applyCb(struct raft_apply *req, int status, void *result);
 static void maybeBarrier(rglue *g);
@@ -383,6 +383,25 @@ static void finishSlots(rg_batch *b, int status)
         s->done = true;
         if (s->cb != NULL) s->cb(s->arg, status, NULL, 0);
     }
+}
+
+static void inflightLink(rglue *g, rg_batch *b)
+{
+    b->next = NULL;
+    b->prev = g->inflight_tail;
+    if (g->inflight_tail != NULL) g->inflight_tail->next = b;
+    else g->inflight_head = b;
+    g->inflight_tail = b;
+    g->n_inflight++;
+}
+
+static void inflightUnlink(rglue *g, rg_batch *b)
+{
+    if (b->prev != NULL) b->prev->next = b->next;
+    else g->inflight_head = b->next;
+    if (b->next != NULL) b->next->prev = b->prev;
+    else g->inflight_tail = b->prev;
+    g->n_inflight--;
 }
 
 /* Pack queued commands into entries while raft_apply slots are free. */
@@ -434,22 +453,22 @@ static void flush(rglue *g)
         }
         rg_entry_put_padding(buf.base, p, size);
         b->req.data = b;
+        /* Linked first, so that its replies find it whenever it applies. */
+        inflightLink(g, b);
         int rv = raft_apply(&g->raft, &b->req, &buf, 1, applyCb);
         if (rv == 0) {
-            b->next = NULL;
-            b->prev = g->inflight_tail;
-            if (g->inflight_tail != NULL) g->inflight_tail->next = b;
-            else g->inflight_head = b;
-            g->inflight_tail = b;
-            g->n_inflight++;
             g->entries_proposed++;
             g->commands_proposed += n;
             continue;
         }
-        if (rv == RAFT_NOTLEADER) {
-            /* Refused before reaching the log: definitely not applied. */
+        inflightUnlink(g, b);
+        if (rv == RAFT_NOTLEADER || rv == RAFT_NOSPACE) {
+            /* Refused before reaching the log: definitely not applied.
+             * NOSPACE: a majority of voters report too little prepared log
+             * space (raft_uv's sign of a full disk); later writes may pass. */
             raft_free(buf.base);
-            finishSlots(b, RGLUE_ENOTLEADER);
+            finishSlots(b, rv == RAFT_NOTLEADER ? RGLUE_ENOTLEADER
+                                                : RGLUE_ENOSPACE);
         } else {
             /* raft 0.22.1 may have consumed the buffer and started the
              * append before failing (an I/O error): leak it rather than
@@ -468,11 +487,7 @@ static void applyCb(struct raft_apply *req, int status, void *result)
     (void)result;
     rg_batch *b = req->data;
     rglue *g = b->g;
-    if (b->prev != NULL) b->prev->next = b->next;
-    else g->inflight_head = b->next;
-    if (b->next != NULL) b->next->prev = b->prev;
-    else g->inflight_tail = b->prev;
-    g->n_inflight--;
+    inflightUnlink(g, b);
     if (status == RAFT_IOERR || status == RAFT_NOSPACE) {
         /* The leader's own disk write failed (older libraries report it
          * here): the local log can't be trusted any more. */
@@ -490,7 +505,7 @@ static void applyCb(struct raft_apply *req, int status, void *result)
     }
 }
 
-/* ---- reads ---------------------------------------------------------------- */
+/* ---- reads -------------------------------------------------------------- */
 
 static void barrierCb(struct raft_barrier *req, int status)
 {
@@ -530,14 +545,18 @@ static void maybeBarrier(rglue *g)
         g->barriers++;
         return;
     }
-    if (rv != RAFT_NOTLEADER) {
+    int st = RGLUE_ENOTLEADER;
+    if (rv == RAFT_NOSPACE) {
+        st = RGLUE_ENOSPACE;
+    } else if (rv != RAFT_NOTLEADER) {
         failStop(g, "raft_barrier failed: %s (%s)", raft_strerror(rv),
                  raft_errmsg(&g->raft));
+        st = RGLUE_EFAILED;
     }
-    failReads(first, rv == RAFT_NOTLEADER ? RGLUE_ENOTLEADER : RGLUE_EFAILED);
+    failReads(first, st);
 }
 
-/* ---- the pump (uv_prepare) ------------------------------------------------ */
+/* ---- the pump (uv_prepare) ---------------------------------------------- */
 
 static void raftCloseCb(struct raft *r);
 static void handleClosed(uv_handle_t *h);
@@ -582,7 +601,9 @@ static void handleFailure(rglue *g)
 {
     if (!g->fatal_reported) {
         g->fatal_reported = true;
-        if (g->on_fatal != NULL) g->on_fatal(g->cb_ctx, RGLUE_EFAILED, g->failure);
+        if (g->on_fatal != NULL) {
+            g->on_fatal(g->cb_ctx, RGLUE_EFAILED, g->failure);
+        }
     }
     failQueue(g, RGLUE_EFAILED);
     failWaitingReads(g, RGLUE_EFAILED);
@@ -650,7 +671,7 @@ static void raftCloseCb(struct raft *r)
     maybeFinish(g);
 }
 
-/* ---- FSM adapter ------------------------------------------------------------ */
+/* ---- FSM adapter -------------------------------------------------------- */
 
 static void replyFn(void *token, size_t i, const void *reply, size_t len)
 {
@@ -747,6 +768,11 @@ static int fsmRestore(struct raft_fsm *rf, struct raft_buffer *buf)
     rglue *g = rf->data;
     uint64_t marker;
     int rv;
+    if (g->failed) {
+        /* A fail-stopped member changes nothing any more. */
+        if (!g->in_start) raft_free(buf->base);
+        return RAFT_IOERR;
+    }
     if (rg_marker_decode(buf->base, buf->len, &marker)) {
         uint64_t have = g->fsm.applied_index(g->fsm.ctx);
         if (have >= marker) {
@@ -779,7 +805,7 @@ static int fsmRestore(struct raft_fsm *rf, struct raft_buffer *buf)
     return rv;
 }
 
-/* ---- raft_io wrappers ------------------------------------------------------ */
+/* ---- raft_io wrappers --------------------------------------------------- */
 
 static int ioSend(struct raft_io *io, struct raft_io_send *req,
                   const struct raft_message *m, raft_io_send_cb cb)
@@ -1100,7 +1126,7 @@ static int ioSnapshotGet(struct raft_io *io, struct raft_io_snapshot_get *req,
     return rv;
 }
 
-/* ---- public API -------------------------------------------------------------- */
+/* ---- public API --------------------------------------------------------- */
 
 static int checkConfig(const rglue_config *cfg, const rglue_fsm *fsm,
                        char *errbuf, size_t errlen)
@@ -1298,8 +1324,13 @@ int rglue_start(const rglue_config *cfg, const rglue_fsm *fsm, rglue **out,
                      g->start_err);
             rc = RGLUE_EFAILED;
         } else {
+            /* raft_start doesn't pass on the I/O layer's message when
+             * starting it (listening) fails. */
+            const char *why = raft_errmsg(&g->raft);
+            if (why[0] == '\0') why = g->transport.outer.errmsg;
+            if (why[0] == '\0') why = g->io.errmsg;
             snprintf(errbuf, errlen, "raft start in %s: %s (%s)", cfg->dir,
-                     raft_strerror(rv), raft_errmsg(&g->raft));
+                     raft_strerror(rv), why);
             rc = RGLUE_ERAFT;
         }
         goto err_raft;
@@ -1433,9 +1464,8 @@ void rglue_get_status(rglue *g, rglue_status *st)
     st->applied_index = raft_last_applied(r);
     st->last_index = raft_last_index(r);
     bool leading = raft_state(r) == RAFT_LEADER;
-    for (unsigned i = 0; i < r->configuration.n &&
-                         st->n_members < sizeof st->members / sizeof st->members[0];
-         i++) {
+    size_t cap = sizeof st->members / sizeof st->members[0];
+    for (unsigned i = 0; i < r->configuration.n && st->n_members < cap; i++) {
         const struct raft_server *s = &r->configuration.servers[i];
         rglue_member *m = &st->members[st->n_members++];
         m->id = s->id;

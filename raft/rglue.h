@@ -8,7 +8,9 @@
  * snapshots into something cheap for a state that already lives on disk.
  *
  * Threads: everything runs on the libuv loop given in the config, except the
- * rglue_fsm sync and dump hooks, which run in libuv's threadpool.
+ * rglue_fsm sync and dump hooks, which run in libuv's threadpool, possibly
+ * while apply runs on the loop. The application must ignore SIGPIPE (raft's
+ * connections may be reset by peers).
  */
 #ifndef GCS_RGLUE_H
 #define GCS_RGLUE_H
@@ -31,7 +33,8 @@
     X(RGLUE_ENOMEM, -30805, "out of memory")                                 \
     X(RGLUE_EINVAL, -30806, "invalid argument")                              \
     X(RGLUE_ERAFT, -30807, "raft library error")                             \
-    X(RGLUE_ETOOBIG, -30808, "command too large")
+    X(RGLUE_ETOOBIG, -30808, "command too large")                            \
+    X(RGLUE_ENOSPACE, -30809, "no log space on a majority of members")
 
 enum {
     RGLUE_OK = 0,
@@ -125,19 +128,29 @@ enum { RGLUE_ROLE_FOLLOWER = 1, RGLUE_ROLE_CANDIDATE = 2, RGLUE_ROLE_LEADER = 3,
 
 /* Start a member. The config's strings are copied; @fsm is copied. On success
  * *out is running on cfg->loop and must be stopped with rglue_stop(). On
- * failure @errbuf (if not NULL) says why. */
+ * failure @errbuf (if not NULL) says why; RGLUE_EFAILED means the state
+ * store is behind what raft's snapshot says was made durable (it lost
+ * updates) and the member must not serve. A failure found once raft was
+ * initialised (e.g. the port is taken) leaves handles closing on the loop:
+ * run the loop before uv_loop_close(). */
 GCS_API int rglue_start(const rglue_config *cfg, const rglue_fsm *fsm,
                         rglue **out, char *errbuf, size_t errlen);
 
 /* Stop: pending proposals and reads complete with RGLUE_ESHUTDOWN (or
  * RGLUE_EUNKNOWN for proposals that may already be in the log), raft is
  * closed, and @cb (optional) fires on the loop once every handle is closed and
- * @g is freed. */
+ * @g is freed. The work starts on the next loop iteration, so this may be
+ * called from any rglue callback; no callback fires inside this call. A second
+ * call is ignored. */
 GCS_API void rglue_stop(rglue *g, void (*cb)(void *arg), void *arg);
 
 /* Called exactly once per accepted proposal: status 0 with the state machine's
- * reply (valid during the call only), or RGLUE_EUNKNOWN / RGLUE_ESHUTDOWN /
- * RGLUE_EFAILED with reply NULL. */
+ * reply (valid during the call only), or an error with reply NULL:
+ * RGLUE_EUNKNOWN: the command was in the log when leadership was lost, the
+ *   member stopped or fail-stopped: it may or may not be applied;
+ * RGLUE_ENOTLEADER, RGLUE_ESHUTDOWN, RGLUE_EFAILED, RGLUE_ENOMEM,
+ *   RGLUE_ENOSPACE: it never reached the log, so it was not applied.
+ * A reply is delivered from inside the state machine's apply. */
 typedef void (*rglue_done_cb)(void *arg, int status, const void *reply,
                               size_t len);
 
@@ -154,9 +167,11 @@ GCS_API bool rglue_can_read_now(rglue *g);
 typedef void (*rglue_read_cb)(void *arg, int status);
 
 /* Wait until a read of the local state is linearizable: on the leader, after a
- * barrier committed after this call (shared by every read queued meanwhile).
- * Returns 0 (then @cb fires later, never from inside this call, with 0 or an
- * error) or an error such as RGLUE_ENOTLEADER with no callback. */
+ * barrier committed after this call (shared by every read queued meanwhile),
+ * and after every command proposed before this call is in the log before that
+ * barrier. Returns 0 (then @cb fires later, never from inside this call, with
+ * 0 or an error: RGLUE_ENOTLEADER, RGLUE_ESHUTDOWN, RGLUE_EFAILED,
+ * RGLUE_ENOSPACE) or an error such as RGLUE_ENOTLEADER with no callback. */
 GCS_API int rglue_read(rglue *g, rglue_read_cb cb, void *arg);
 
 typedef struct rglue_member {
