@@ -373,3 +373,66 @@ Test(auth, requirepass, .timeout = 60)
     harness_stop(&p, SIGTERM);
     harness_cleanup(&p);
 }
+
+/* Connections past --maxclients are told so and closed; the others work. */
+Test(limits, maxclients, .timeout = 60)
+{
+    gcsd_proc p;
+    harness_init(&p);
+    snprintf(p.extra, sizeof p.extra, "--maxclients 3");
+    harness_start(&p, 20000);
+    redisContext *cs[3];
+    for (int i = 0; i < 3; i++) {
+        cs[i] = harness_connect(&p);
+        EXPECT_STATUS(cs[i], "PONG", "PING");
+    }
+    redisContext *extra = harness_connect(&p);
+    redisReply *r = redisCommand(extra, "PING");
+    cr_assert_not_null(r);
+    cr_assert_eq(r->type, REDIS_REPLY_ERROR);
+    cr_assert_str_eq(r->str, "ERR max number of clients reached");
+    freeReplyObject(r);
+    redisFree(extra);
+    /* Once one leaves, a new client gets in (poll: the close is async). */
+    redisFree(cs[0]);
+    long long deadline = harness_now_ms() + 5000;
+    bool in = false;
+    while (!in && harness_now_ms() < deadline) {
+        redisContext *n = harness_connect(&p);
+        r = redisCommand(n, "PING");
+        in = r != NULL && r->type == REDIS_REPLY_STATUS;
+        if (r) freeReplyObject(r);
+        redisFree(n);
+    }
+    cr_assert(in);
+    EXPECT_STATUS(cs[1], "PONG", "PING");
+    redisFree(cs[1]);
+    redisFree(cs[2]);
+    harness_stop(&p, SIGTERM);
+    harness_cleanup(&p);
+}
+
+/* Bulk strings over --proto-max-bulk-len are a protocol error. */
+Test(limits, max_bulk_len, .timeout = 60)
+{
+    gcsd_proc p;
+    harness_init(&p);
+    snprintf(p.extra, sizeof p.extra, "--proto-max-bulk-len 4kb");
+    harness_start(&p, 20000);
+    redisContext *a = harness_connect(&p);
+    char big[4097];
+    memset(big, 'x', sizeof big);
+    EXPECT_STATUS(a, "OK", "SET k %b", big, (size_t)4096);
+    redisReply *r = redisCommand(a, "SET k %b", big, sizeof big);
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->str, "ERR Protocol error: invalid bulk length");
+    freeReplyObject(r);
+    redisFree(a);
+    a = harness_connect(&p);
+    r = harness_cmd(a, "STRLEN k");
+    cr_assert_eq(r->integer, 4096);
+    freeReplyObject(r);
+    redisFree(a);
+    harness_stop(&p, SIGTERM);
+    harness_cleanup(&p);
+}
