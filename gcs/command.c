@@ -168,6 +168,22 @@ storage_txn *read_txn_or_reply(client *c)
     return t;
 }
 
+void reply_listing(client *c, int rc, const resp_buf *items, size_t n,
+                   bool cursor, uint64_t next)
+{
+    resp_buf *out = client_reply(c);
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+        return;
+    }
+    if (cursor) {
+        resp_add_array(out, 2);
+        resp_add_bulk_u64(out, next);
+    }
+    resp_add_array(out, n);
+    resp_add_raw(out, items->data, items->len);
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 static void replyUnknownCommand(resp_buf *b, size_t argc, const resp_arg *argv)

@@ -93,7 +93,7 @@ storage_txn *read_txn_or_reply(client *c);
 
 /* SCAN / HSCAN arguments: cursor [MATCH pattern] [COUNT n] [TYPE t]
  * [NOVALUES]. @first is the index of the cursor argument; @hash selects
- * HSCAN's options. Returns 0, or -1 with Redis's error in @err. */
+ * HSCAN's options. */
 typedef struct scan_args {
     uint64_t cursor;
     const resp_arg *match; /* NULL: everything */
@@ -101,8 +101,15 @@ typedef struct scan_args {
     const resp_arg *type;  /* SCAN TYPE; NULL: any */
     bool novalues;         /* HSCAN NOVALUES */
 } scan_args;
-int scan_parse_args(size_t argc, const resp_arg *argv, size_t first, bool hash,
-                    scan_args *out, resp_buf *err);
+/* Parse SCAN-style arguments for @c: 0, or -1 after replying Redis's
+ * error to @c. */
+int scan_args_or_reply(client *c, size_t argc, const resp_arg *argv,
+                       size_t first, bool hash, scan_args *out);
+
+/* Reply to a listing: the storage error @rc, or @n elements already encoded
+ * in @items, as a plain array or (when @cursor) as SCAN's [cursor, array]. */
+void reply_listing(client *c, int rc, const resp_buf *items, size_t n,
+                   bool cursor, uint64_t next);
 
 /* Handler tables of each t_*.c file, concatenated by command.c. */
 extern const command string_commands[];

@@ -8,18 +8,31 @@
 
 /* ---- reads ------------------------------------------------------------- */
 
-static void hgetCommand(client *c, size_t argc, const resp_arg *argv)
+/* Look up field argv[2] of hash argv[1] for a read command. Returns the
+ * buffer to reply into, or NULL after replying an error. */
+static resp_buf *fieldLookup(client *c, const resp_arg *argv,
+                             storage_slice *v, bool *found)
 {
     storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
+    if (t == NULL) return NULL;
+    int rc = storage_hash_get(t, arg_slice(&argv[1]), arg_slice(&argv[2]), v,
+                              found);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+        return NULL;
+    }
+    return out;
+}
+
+static void hgetCommand(client *c, size_t argc, const resp_arg *argv)
+{
     storage_slice v;
     bool found;
-    int rc = storage_hash_get(t, arg_slice(&argv[1]), arg_slice(&argv[2]), &v,
-                              &found);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) reply_storage_error(out, rc);
-    else if (!found) resp_add_null(out);
-    else resp_add_bulk(out, v.data, v.len);
+    resp_buf *out = fieldLookup(c, argv, &v, &found);
+    if (out == NULL) return;
+    if (found) resp_add_bulk(out, v.data, v.len);
+    else resp_add_null(out);
 }
 
 static void hmgetCommand(client *c, size_t argc, const resp_arg *argv)
@@ -50,28 +63,18 @@ static void hmgetCommand(client *c, size_t argc, const resp_arg *argv)
 
 static void hexistsCommand(client *c, size_t argc, const resp_arg *argv)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     storage_slice v;
     bool found;
-    int rc = storage_hash_get(t, arg_slice(&argv[1]), arg_slice(&argv[2]), &v,
-                              &found);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) reply_storage_error(out, rc);
-    else resp_add_integer(out, found ? 1 : 0);
+    resp_buf *out = fieldLookup(c, argv, &v, &found);
+    if (out != NULL) resp_add_integer(out, found ? 1 : 0);
 }
 
 static void hstrlenCommand(client *c, size_t argc, const resp_arg *argv)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     storage_slice v;
     bool found;
-    int rc = storage_hash_get(t, arg_slice(&argv[1]), arg_slice(&argv[2]), &v,
-                              &found);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) reply_storage_error(out, rc);
-    else resp_add_integer(out, found ? (long long)v.len : 0);
+    resp_buf *out = fieldLookup(c, argv, &v, &found);
+    if (out != NULL) resp_add_integer(out, found ? (long long)v.len : 0);
 }
 
 static void hlenCommand(client *c, size_t argc, const resp_arg *argv)
@@ -122,13 +125,7 @@ static void hashListing(client *c, const resp_arg *key, bool fields,
     uint64_t next;
     int rc = storage_hash_scan(t, arg_slice(key), 0, 0, collectField, &hc,
                                &next);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) {
-        reply_storage_error(out, rc);
-    } else {
-        resp_add_array(out, hc.n);
-        resp_add_raw(out, hc.items.data, hc.items.len);
-    }
+    reply_listing(c, rc, &hc.items, hc.n, false, 0);
     resp_buf_free(&hc.items);
 }
 
@@ -150,14 +147,7 @@ static void hgetallCommand(client *c, size_t argc, const resp_arg *argv)
 static void hscanCommand(client *c, size_t argc, const resp_arg *argv)
 {
     scan_args sa;
-    resp_buf err;
-    resp_buf_init(&err);
-    if (scan_parse_args(argc, argv, 2, true, &sa, &err) != 0) {
-        resp_add_raw(client_reply(c), err.data, err.len);
-        resp_buf_free(&err);
-        return;
-    }
-    resp_buf_free(&err);
+    if (scan_args_or_reply(c, argc, argv, 2, true, &sa) != 0) return;
     storage_txn *t = read_txn_or_reply(c);
     if (t == NULL) return;
     hash_collect hc = {.fields = true, .values = !sa.novalues,
@@ -166,15 +156,7 @@ static void hscanCommand(client *c, size_t argc, const resp_arg *argv)
     uint64_t next = 0;
     int rc = storage_hash_scan(t, arg_slice(&argv[1]), sa.cursor, sa.count,
                                collectField, &hc, &next);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) {
-        reply_storage_error(out, rc);
-    } else {
-        resp_add_array(out, 2);
-        resp_add_bulk_u64(out, next);
-        resp_add_array(out, hc.n);
-        resp_add_raw(out, hc.items.data, hc.items.len);
-    }
+    reply_listing(c, rc, &hc.items, hc.n, true, next);
     resp_buf_free(&hc.items);
 }
 

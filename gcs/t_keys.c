@@ -23,13 +23,13 @@ static bool parseCursor(const resp_arg *a, uint64_t *out)
     return true;
 }
 
-int scan_parse_args(size_t argc, const resp_arg *argv, size_t first, bool hash,
-                    scan_args *out, resp_buf *err)
+int scan_args_or_reply(client *c, size_t argc, const resp_arg *argv,
+                       size_t first, bool hash, scan_args *out)
 {
     memset(out, 0, sizeof *out);
     out->count = 10;
     if (!parseCursor(&argv[first], &out->cursor)) {
-        resp_add_error(err, "ERR invalid cursor");
+        resp_add_error(client_reply(c), "ERR invalid cursor");
         return -1;
     }
     for (size_t i = first + 1; i < argc; i++) {
@@ -37,11 +37,11 @@ int scan_parse_args(size_t argc, const resp_arg *argv, size_t first, bool hash,
         if (arg_equals(&argv[i], "count") && more) {
             long long n;
             if (!parse_ll(argv[i + 1].ptr, argv[i + 1].len, &n)) {
-                resp_add_error(err, ERR_NOT_INTEGER);
+                resp_add_error(client_reply(c), ERR_NOT_INTEGER);
                 return -1;
             }
             if (n < 1) {
-                resp_add_error(err, ERR_SYNTAX);
+                resp_add_error(client_reply(c), ERR_SYNTAX);
                 return -1;
             }
             out->count = (size_t)n;
@@ -58,7 +58,7 @@ int scan_parse_args(size_t argc, const resp_arg *argv, size_t first, bool hash,
                 ok |= arg_equals(&argv[i + 1], known[k]);
             }
             if (!ok) {
-                resp_add_errorf(err, "ERR unknown type name '%.*s'",
+                resp_add_errorf(client_reply(c), "ERR unknown type name '%.*s'",
                                 (int)(argv[i + 1].len > 64 ? 64
                                                             : argv[i + 1].len),
                                 argv[i + 1].ptr);
@@ -69,7 +69,7 @@ int scan_parse_args(size_t argc, const resp_arg *argv, size_t first, bool hash,
         } else if (hash && arg_equals(&argv[i], "novalues")) {
             out->novalues = true;
         } else {
-            resp_add_error(err, ERR_SYNTAX);
+            resp_add_error(client_reply(c), ERR_SYNTAX);
             return -1;
         }
     }
@@ -154,42 +154,21 @@ static void keysCommand(client *c, size_t argc, const resp_arg *argv)
     if (!arg_equals(&argv[1], "*")) kc.match = &argv[1];
     uint64_t next;
     int rc = storage_key_scan(t, 0, 0, collectKey, &kc, &next);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) {
-        reply_storage_error(out, rc);
-    } else {
-        resp_add_array(out, kc.n);
-        resp_add_raw(out, kc.items.data, kc.items.len);
-    }
+    reply_listing(c, rc, &kc.items, kc.n, false, 0);
     resp_buf_free(&kc.items);
 }
 
 static void scanCommand(client *c, size_t argc, const resp_arg *argv)
 {
     scan_args sa;
-    resp_buf err;
-    resp_buf_init(&err);
-    if (scan_parse_args(argc, argv, 1, false, &sa, &err) != 0) {
-        resp_add_raw(client_reply(c), err.data, err.len);
-        resp_buf_free(&err);
-        return;
-    }
-    resp_buf_free(&err);
+    if (scan_args_or_reply(c, argc, argv, 1, false, &sa) != 0) return;
     storage_txn *t = read_txn_or_reply(c);
     if (t == NULL) return;
     key_collect kc = {.match = sa.match, .type = sa.type};
     resp_buf_init(&kc.items);
     uint64_t next = 0;
     int rc = storage_key_scan(t, sa.cursor, sa.count, collectKey, &kc, &next);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) {
-        reply_storage_error(out, rc);
-    } else {
-        resp_add_array(out, 2);
-        resp_add_bulk_u64(out, next);
-        resp_add_array(out, kc.n);
-        resp_add_raw(out, kc.items.data, kc.items.len);
-    }
+    reply_listing(c, rc, &kc.items, kc.n, true, next);
     resp_buf_free(&kc.items);
 }
 

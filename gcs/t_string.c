@@ -8,17 +8,30 @@
 
 /* ---- reads ------------------------------------------------------------- */
 
-static void getCommand(client *c, size_t argc, const resp_arg *argv)
+/* Look up string argv[1] for a read command. Returns the buffer to reply
+ * into, or NULL after replying an error. */
+static resp_buf *stringLookup(client *c, const resp_arg *argv,
+                              storage_slice *v, bool *found)
 {
     storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
+    if (t == NULL) return NULL;
+    int rc = storage_string_get(t, arg_slice(&argv[1]), v, found);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+        return NULL;
+    }
+    return out;
+}
+
+static void getCommand(client *c, size_t argc, const resp_arg *argv)
+{
     storage_slice v;
     bool found;
-    int rc = storage_string_get(t, arg_slice(&argv[1]), &v, &found);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) reply_storage_error(out, rc);
-    else if (!found) resp_add_null(out);
-    else resp_add_bulk(out, v.data, v.len);
+    resp_buf *out = stringLookup(c, argv, &v, &found);
+    if (out == NULL) return;
+    if (found) resp_add_bulk(out, v.data, v.len);
+    else resp_add_null(out);
 }
 
 static void mgetCommand(client *c, size_t argc, const resp_arg *argv)
@@ -42,14 +55,10 @@ static void mgetCommand(client *c, size_t argc, const resp_arg *argv)
 
 static void strlenCommand(client *c, size_t argc, const resp_arg *argv)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     storage_slice v;
     bool found;
-    int rc = storage_string_get(t, arg_slice(&argv[1]), &v, &found);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) reply_storage_error(out, rc);
-    else resp_add_integer(out, found ? (long long)v.len : 0);
+    resp_buf *out = stringLookup(c, argv, &v, &found);
+    if (out != NULL) resp_add_integer(out, found ? (long long)v.len : 0);
 }
 
 /* ---- SET --------------------------------------------------------------- */

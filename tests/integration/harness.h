@@ -5,7 +5,9 @@
 #define GCS_TEST_HARNESS_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <hiredis/hiredis.h>
@@ -51,5 +53,24 @@ long long harness_now_ms(void);
 
 /* Path of the gcsd binary (GCSD_BIN, set by meson). */
 const char *harness_gcsd_bin(void);
+
+/* Declare Criterion suite @name whose every test gets a fresh gcsd, started
+ * with the extra flags @flags, as the file-static `srv`; it is stopped with
+ * SIGTERM (and must exit cleanly) after the test. */
+#define HARNESS_SERVER_SUITE(name, flags, timeout_s)                         \
+    static gcsd_proc srv;                                                    \
+    static void name##Setup(void)                                            \
+    {                                                                        \
+        harness_init(&srv);                                                  \
+        snprintf(srv.extra, sizeof srv.extra, "%s", (flags));                \
+        harness_start(&srv, 20000);                                          \
+    }                                                                        \
+    static void name##Teardown(void)                                         \
+    {                                                                        \
+        harness_stop(&srv, SIGTERM);                                         \
+        harness_cleanup(&srv);                                               \
+    }                                                                        \
+    TestSuite(name, .init = name##Setup, .fini = name##Teardown,             \
+              .timeout = (timeout_s))
 
 #endif

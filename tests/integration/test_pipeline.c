@@ -7,21 +7,7 @@
 #include "expect.h"
 #include "harness.h"
 
-static gcsd_proc srv;
-
-static void setup(void)
-{
-    harness_init(&srv);
-    harness_start(&srv, 20000);
-}
-
-static void teardown(void)
-{
-    harness_stop(&srv, SIGTERM);
-    harness_cleanup(&srv);
-}
-
-TestSuite(pipeline, .init = setup, .fini = teardown, .timeout = 120);
+HARNESS_SERVER_SUITE(pipeline, "", 120);
 
 /* 10,000 pipelined commands of mixed kinds: every reply, in order. */
 Test(pipeline, ten_thousand_in_order)

@@ -13,21 +13,7 @@
 #include "expect.h"
 #include "harness.h"
 
-static gcsd_proc srv;
-
-static void setup(void)
-{
-    harness_init(&srv);
-    harness_start(&srv, 20000);
-}
-
-static void teardown(void)
-{
-    harness_stop(&srv, SIGTERM);
-    harness_cleanup(&srv);
-}
-
-TestSuite(protocol, .init = setup, .fini = teardown, .timeout = 120);
+HARNESS_SERVER_SUITE(protocol, "", 120);
 
 static int rawConnect(void)
 {

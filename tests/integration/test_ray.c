@@ -10,22 +10,7 @@
 #include "expect.h"
 #include "harness.h"
 
-static gcsd_proc srv;
-
-static void setup(void)
-{
-    harness_init(&srv);
-    snprintf(srv.extra, sizeof srv.extra, "--requirepass raypw");
-    harness_start(&srv, 20000);
-}
-
-static void teardown(void)
-{
-    harness_stop(&srv, SIGTERM);
-    harness_cleanup(&srv);
-}
-
-TestSuite(ray, .init = setup, .fini = teardown, .timeout = 60);
+HARNESS_SERVER_SUITE(ray, "--requirepass raypw", 60);
 
 #define NS "864b004c-6305-42e3-ac46-adfa8eb6f752"
 

@@ -8,21 +8,7 @@
 
 #include "harness.h"
 
-static gcsd_proc srv;
-
-static void setup(void)
-{
-    harness_init(&srv);
-    harness_start(&srv, 20000);
-}
-
-static void teardown(void)
-{
-    harness_stop(&srv, SIGTERM);
-    harness_cleanup(&srv);
-}
-
-TestSuite(redis_cli, .init = setup, .fini = teardown, .timeout = 120);
+HARNESS_SERVER_SUITE(redis_cli, "", 120);
 
 static void expectCli(const char *args, const char *want)
 {
