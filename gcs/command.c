@@ -168,6 +168,24 @@ storage_txn *read_txn_or_reply(client *c)
     return t;
 }
 
+resp_buf *lookup_or_reply(client *c, const resp_arg *key,
+                          const resp_arg *field, storage_slice *value,
+                          bool *found)
+{
+    storage_txn *t = read_txn_or_reply(c);
+    if (t == NULL) return NULL;
+    int rc = field == NULL
+                 ? storage_string_get(t, arg_slice(key), value, found)
+                 : storage_hash_get(t, arg_slice(key), arg_slice(field), value,
+                                    found);
+    resp_buf *out = client_reply(c);
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+        return NULL;
+    }
+    return out;
+}
+
 void reply_listing(client *c, int rc, const resp_buf *items, size_t n,
                    bool cursor, uint64_t next)
 {

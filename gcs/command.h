@@ -111,6 +111,13 @@ int scan_args_or_reply(client *c, size_t argc, const resp_arg *argv,
 void reply_listing(client *c, int rc, const resp_buf *items, size_t n,
                    bool cursor, uint64_t next);
 
+/* Read the string @key (when @field is NULL) or the field @field of hash
+ * @key. Returns the buffer to reply into, or NULL after replying an error
+ * (WRONGTYPE, storage failure). */
+resp_buf *lookup_or_reply(client *c, const resp_arg *key,
+                          const resp_arg *field, storage_slice *value,
+                          bool *found);
+
 /* Handler tables of each t_*.c file, concatenated by command.c. */
 extern const command string_commands[];
 extern const size_t string_commands_count;

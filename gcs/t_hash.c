@@ -8,28 +8,11 @@
 
 /* ---- reads ------------------------------------------------------------- */
 
-/* Look up field argv[2] of hash argv[1] for a read command. Returns the
- * buffer to reply into, or NULL after replying an error. */
-static resp_buf *fieldLookup(client *c, const resp_arg *argv,
-                             storage_slice *v, bool *found)
-{
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return NULL;
-    int rc = storage_hash_get(t, arg_slice(&argv[1]), arg_slice(&argv[2]), v,
-                              found);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) {
-        reply_storage_error(out, rc);
-        return NULL;
-    }
-    return out;
-}
-
 static void hgetCommand(client *c, size_t argc, const resp_arg *argv)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = fieldLookup(c, argv, &v, &found);
+    resp_buf *out = lookup_or_reply(c, &argv[1], &argv[2], &v, &found);
     if (out == NULL) return;
     if (found) resp_add_bulk(out, v.data, v.len);
     else resp_add_null(out);
@@ -65,7 +48,7 @@ static void hexistsCommand(client *c, size_t argc, const resp_arg *argv)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = fieldLookup(c, argv, &v, &found);
+    resp_buf *out = lookup_or_reply(c, &argv[1], &argv[2], &v, &found);
     if (out != NULL) resp_add_integer(out, found ? 1 : 0);
 }
 
@@ -73,7 +56,7 @@ static void hstrlenCommand(client *c, size_t argc, const resp_arg *argv)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = fieldLookup(c, argv, &v, &found);
+    resp_buf *out = lookup_or_reply(c, &argv[1], &argv[2], &v, &found);
     if (out != NULL) resp_add_integer(out, found ? (long long)v.len : 0);
 }
 

@@ -8,27 +8,11 @@
 
 /* ---- reads ------------------------------------------------------------- */
 
-/* Look up string argv[1] for a read command. Returns the buffer to reply
- * into, or NULL after replying an error. */
-static resp_buf *stringLookup(client *c, const resp_arg *argv,
-                              storage_slice *v, bool *found)
-{
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return NULL;
-    int rc = storage_string_get(t, arg_slice(&argv[1]), v, found);
-    resp_buf *out = client_reply(c);
-    if (rc != 0) {
-        reply_storage_error(out, rc);
-        return NULL;
-    }
-    return out;
-}
-
 static void getCommand(client *c, size_t argc, const resp_arg *argv)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = stringLookup(c, argv, &v, &found);
+    resp_buf *out = lookup_or_reply(c, &argv[1], NULL, &v, &found);
     if (out == NULL) return;
     if (found) resp_add_bulk(out, v.data, v.len);
     else resp_add_null(out);
@@ -57,7 +41,7 @@ static void strlenCommand(client *c, size_t argc, const resp_arg *argv)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = stringLookup(c, argv, &v, &found);
+    resp_buf *out = lookup_or_reply(c, &argv[1], NULL, &v, &found);
     if (out != NULL) resp_add_integer(out, found ? (long long)v.len : 0);
 }
 
