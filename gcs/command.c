@@ -276,6 +276,16 @@ static void onReadReady(void *arg, int status)
     client_slot_done(slot);
 }
 
+/* A lone voter that stopped applying still holds the newest state there
+ * is: it keeps serving reads, as Redis does under MISCONF. */
+static bool failedLoneVoter(server *srv)
+{
+    if (!srv->fsm->failed) return false;
+    rglue_status st;
+    rglue_get_status(srv->raft, &st);
+    return st.n_members == 1;
+}
+
 static void dispatchWrite(client *c, const command *cmd, size_t argc,
                           const resp_arg *argv)
 {
@@ -290,6 +300,12 @@ static void dispatchWrite(client *c, const command *cmd, size_t argc,
             return;
         }
         resp_buf_free(&err);
+    }
+    if ((cmd->flags & CMD_DENYOOM) && fsm_nearly_full(srv->fsm)) {
+        resp_add_error(client_reply(c), "OOM command not allowed when used "
+                                        "memory > 'maxmemory'.");
+        srv->stats.commands_failed++;
+        return;
     }
     void *data;
     size_t len;
@@ -348,7 +364,7 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv)
         return DISPATCH_DONE;
     }
     if ((cmd->flags & CMD_READ) && !(c->flags & CLIENT_READ_READY) &&
-        !rglue_can_read_now(srv->raft)) {
+        !rglue_can_read_now(srv->raft) && !failedLoneVoter(srv)) {
         reply_slot *slot = client_slot_new(c);
         slot->is_read = true;
         int rc = rglue_read(srv->raft, onReadReady, slot);

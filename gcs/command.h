@@ -27,6 +27,7 @@ enum {
     CMD_NOAUTH = 1 << 3,   /* allowed before AUTH */
     CMD_FAST = 1 << 4,     /* O(1) or O(log n) (COMMAND INFO flag) */
     CMD_PUBSUB = 1 << 5,
+    CMD_DENYOOM = 1 << 6,  /* may grow the state: refused when nearly full */
 };
 
 typedef struct command command;

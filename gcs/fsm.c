@@ -23,6 +23,7 @@ int fsm_open(fsm *f, const char *dir, uint64_t map_size, char *err,
                               &f->applied_index);
         storage_abort(t);
     }
+    if (rc == 0) rc = storage_get_info(f->store, &f->space);
     if (rc != 0) {
         snprintf(err, errlen, "cannot read the applied index: %s",
                  storage_strerror(rc));
@@ -167,6 +168,7 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
 
     f->applied_index = index;
     f->entries_applied++;
+    storage_get_info(f->store, &f->space); /* stale figures are harmless */
     f->commands_applied += n;
     /* Acknowledge only what is committed. */
     size_t start = 0;
@@ -193,6 +195,23 @@ fail:
              storage_strerror(rc));
     log_warn("%s; this member stops applying", f->failure);
     return rc != 0 ? rc : -1;
+}
+
+bool fsm_nearly_full(fsm *f)
+{
+    /* Keep 5% (at least 1 MiB) free for deletes and for what is in flight. */
+    uint64_t reserve = f->space.map_size / 20;
+    if (reserve < (1u << 20)) reserve = 1u << 20;
+    if (f->space.used_bytes + reserve <= f->space.map_size) return false;
+    /* Past the high-water mark: count what deletes made reusable, at most
+     * once per applied entry (the figure changes only when one applies). */
+    if (f->free_bytes_index != f->applied_index) {
+        if (storage_free_bytes(f->store, &f->free_bytes) != 0) {
+            f->free_bytes = 0;
+        }
+        f->free_bytes_index = f->applied_index;
+    }
+    return f->space.used_bytes - f->free_bytes + reserve > f->space.map_size;
 }
 
 static uint64_t fsmAppliedIndex(void *ctx)

@@ -22,6 +22,10 @@ typedef struct fsm {
     uint64_t entries_applied;
     uint64_t commands_applied;
     uint64_t last_apply_us; /* duration of the last apply */
+    storage_info space;     /* map and use, refreshed after each apply */
+    uint64_t free_bytes;    /* reusable part of space.used_bytes, refreshed
+                               only when the high-water mark is near full */
+    uint64_t free_bytes_index; /* applied index free_bytes was taken at */
     bool failed;
     char failure[256];
 } fsm;
@@ -49,6 +53,11 @@ storage_txn *fsm_read_txn(fsm *f);
 /* End the shared read transaction (once per loop iteration, so no read
  * transaction outlives an iteration and LMDB can reuse pages). */
 void fsm_end_reads(fsm *f);
+
+/* True when the state is so close to the map size that commands which grow
+ * it are refused (-OOM) before they reach the log: an entry that overflows
+ * the map would fail-stop the member. */
+bool fsm_nearly_full(fsm *f);
 
 /* Encode a command for the log: protobuf Command, caller frees *out with
  * free(). Returns 0 or -1 (out of memory). */

@@ -647,6 +647,39 @@ int storage_get_info(storage *s, storage_info *info)
     return STORAGE_OK;
 }
 
+int storage_free_bytes(storage *s, uint64_t *bytes)
+{
+    if (s == NULL || bytes == NULL)
+        return STORAGE_EINVAL;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_stat st;
+    int rc = mdb_env_stat(s->env, &st);
+    if (rc == 0)
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return fromMdb(rc);
+    /* The freelist is LMDB's database 0; each record is an ID list whose
+     * first word is its length (as mdb_stat -f reads it). */
+    uint64_t pages = 0;
+    rc = mdb_cursor_open(txn, 0, &cur);
+    if (rc == 0) {
+        MDB_val k, v;
+        while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+            if (v.mv_size >= sizeof(size_t))
+                pages += *(const size_t *)v.mv_data;
+        }
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    mdb_txn_abort(txn);
+    if (rc)
+        return fromMdb(rc);
+    *bytes = pages * st.ms_psize;
+    return STORAGE_OK;
+}
+
 /* ---- transactions ------------------------------------------------------- */
 
 int storage_begin(storage *s, bool write, storage_txn **out)

@@ -88,6 +88,11 @@ typedef struct storage_info {
 } storage_info;
 GCS_API int storage_get_info(storage *s, storage_info *info);
 
+/* Bytes of pages freed by deletes and waiting for reuse (LMDB's freelist):
+ * used_bytes above is a high-water mark, this is what of it is reusable.
+ * Walks the freelist: call it when the figure matters, not per command. */
+GCS_API int storage_free_bytes(storage *s, uint64_t *bytes);
+
 /* Begin a transaction. A write transaction must be ended before the next one
  * begins. On success *out must be ended by storage_commit or storage_abort. */
 GCS_API int storage_begin(storage *s, bool write, storage_txn **out);

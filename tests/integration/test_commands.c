@@ -436,3 +436,46 @@ Test(limits, max_bulk_len, .timeout = 60)
     harness_stop(&p, SIGTERM);
     harness_cleanup(&p);
 }
+
+/* Near a full map, growing commands get Redis's -OOM before reaching the
+ * log (so the member never fail-stops), reads and deletes still work, and
+ * space freed by deletes is used again. */
+Test(limits, map_nearly_full, .timeout = 60)
+{
+    gcsd_proc p;
+    harness_init(&p);
+    snprintf(p.extra, sizeof p.extra, "--map-size 4mb");
+    harness_start(&p, 20000);
+    redisContext *a = harness_connect(&p);
+    static char value[100000];
+    memset(value, 'v', sizeof value);
+    int stored = 0;
+    bool oom = false;
+    for (int i = 0; i < 100 && !oom; i++) {
+        redisReply *r = harness_cmd(a, "SET k%d %b", i, value, sizeof value);
+        if (r->type == REDIS_REPLY_ERROR) {
+            cr_assert_str_eq(r->str, "OOM command not allowed when used memory "
+                                     "> 'maxmemory'.");
+            oom = true;
+        } else {
+            cr_assert_str_eq(r->str, "OK");
+            stored++;
+        }
+        freeReplyObject(r);
+    }
+    cr_assert(oom, "a 4 MiB map must fill up");
+    cr_assert_gt(stored, 5);
+    EXPECT_ERROR(a, "OOM command not allowed when used memory > 'maxmemory'.",
+                 "HSET h f v");
+    redisReply *r = harness_cmd(a, "STRLEN k0");
+    cr_assert_eq(r->integer, (long long)sizeof value);
+    freeReplyObject(r);
+    EXPECT_INT(a, 5, "DEL k0 k1 k2 k3 k4");
+    EXPECT_STATUS(a, "OK", "SET again %b", value, sizeof value);
+    r = harness_cmd(a, "INFO raft");
+    cr_assert_not_null(strstr(r->str, "raft_failed:0\r\n"));
+    freeReplyObject(r);
+    redisFree(a);
+    harness_stop(&p, SIGTERM);
+    harness_cleanup(&p);
+}

@@ -1594,3 +1594,37 @@ Test(storage, map_full_is_reported_and_recoverable)
     cr_assert_eq(info.map_size, 1u << 20);
     storage_close(s);
 }
+
+/* Deleted data shows up as reusable bytes below the high-water mark. */
+Test(storage, free_bytes_after_deletes)
+{
+    storage *s = openStore(newDir(), 0);
+    uint64_t before;
+    cr_assert_eq(storage_free_bytes(s, &before), STORAGE_OK);
+    static char big[200000];
+    memset(big, 'z', sizeof big);
+    for (int i = 0; i < 20; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "big%d", i);
+        setStr(s, sl(k), bin(big, sizeof big));
+    }
+    storage_info full;
+    cr_assert_eq(storage_get_info(s, &full), STORAGE_OK);
+    for (int i = 0; i < 20; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "big%d", i);
+        storage_txn *t = beginW(s);
+        bool gone;
+        cr_assert_eq(storage_key_delete(t, sl(k), &gone), STORAGE_OK);
+        cr_assert(gone);
+        cr_assert_eq(storage_commit(t), STORAGE_OK);
+    }
+    uint64_t after;
+    cr_assert_eq(storage_free_bytes(s, &after), STORAGE_OK);
+    /* 20 values of 200 KB were freed; their overflow pages are reusable. */
+    cr_assert_geq(after, before + 20 * sizeof big * 9 / 10);
+    storage_info later;
+    cr_assert_eq(storage_get_info(s, &later), STORAGE_OK);
+    cr_assert_leq(after, later.used_bytes);
+    storage_close(s);
+}
