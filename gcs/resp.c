@@ -439,6 +439,9 @@ int resp_read(resp_reader *r, const char *buf, size_t len, size_t *consumed,
             (ll > 0 && (unsigned long long)ll > r->max_args))
             return proto_error(r, err,
                                "Protocol error: invalid multibulk length");
+        if (r->unauthenticated && ll > RESP_UNAUTH_MAX_ARGS)
+            return proto_error(
+                r, err, "Protocol error: unauthenticated multibulk length");
         r->pos = cr + 2;
         if (ll <= 0) /* "*0" and "*-1" (any negative) are empty requests */
             return request_done(r, buf, r->pos, consumed, argc, argv, need);
@@ -474,6 +477,9 @@ int resp_read(resp_reader *r, const char *buf, size_t len, size_t *consumed,
                     ll < 0 || (unsigned long long)ll > r->max_bulk)
                     return proto_error(r, err,
                                        "Protocol error: invalid bulk length");
+                if (r->unauthenticated && ll > RESP_UNAUTH_MAX_BULK)
+                    return proto_error(
+                        r, err, "Protocol error: unauthenticated bulk length");
                 r->bulk_len = ll;
                 r->pos = cr + 2;
                 r->state = ST_MB_DATA;

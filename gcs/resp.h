@@ -20,6 +20,9 @@ enum {
     RESP_EPROTO = -1, /* protocol error: reply it, then close the connection */
 };
 
+#define RESP_UNAUTH_MAX_ARGS 10
+#define RESP_UNAUTH_MAX_BULK 16384
+
 /* Incremental reader state for one connection. Parsing resumes where it left
  * off, so a 512 MiB bulk or a request with a million arguments costs O(n)
  * however the bytes arrive. Fields are private. */
@@ -27,6 +30,10 @@ typedef struct resp_reader {
     size_t max_bulk;     /* largest accepted bulk string */
     size_t max_args;     /* largest accepted argument count */
     size_t max_inline;   /* largest accepted inline request line */
+    /* Set by the caller while the client still owes AUTH: like Redis, accept
+     * at most RESP_UNAUTH_MAX_ARGS arguments and RESP_UNAUTH_MAX_BULK bytes
+     * per bulk, so an unauthenticated peer cannot make us buffer much. */
+    bool unauthenticated;
     /* private */
     int state;
     long long mbulk_left;  /* multibulk: arguments still to read */

@@ -317,6 +317,7 @@ static void clientProcessInput(client *c)
             size_t consumed = 0, argc = 0, need = 0;
             resp_arg *argv = NULL;
             const char *err = NULL;
+            c->reader.unauthenticated = !(c->flags & CLIENT_AUTHENTICATED);
             int rc = resp_read(&c->reader, c->inbuf + c->inpos,
                                c->inlen - c->inpos, &consumed, &argc, &argv,
                                &err, &need);

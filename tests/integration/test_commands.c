@@ -359,7 +359,26 @@ Test(auth, requirepass, .timeout = 60)
                     "disabled.", "AUTH wrong");
     EXPECT_ERROR(a, "WRONGPASS invalid username-password pair or user is "
                     "disabled.", "AUTH someone s3cret");
+    /* Before AUTH, requests are kept small, with Redis's errors. */
+    const char *args[11] = {"MSET", "a", "1", "b", "2", "c", "3", "d", "4",
+                            "e", "5"};
+    redisReply *r = redisCommandArgv(a, 11, args, NULL);
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->str, "ERR Protocol error: unauthenticated multibulk "
+                             "length");
+    freeReplyObject(r);
+    redisFree(a);
+    a = harness_connect(&p);
+    static char big[16385];
+    memset(big, 'b', sizeof big);
+    r = redisCommand(a, "AUTH %b", big, sizeof big);
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->str, "ERR Protocol error: unauthenticated bulk length");
+    freeReplyObject(r);
+    redisFree(a);
+    a = harness_connect(&p);
     EXPECT_STATUS(a, "OK", "AUTH s3cret");
+    EXPECT_STATUS(a, "OK", "MSET a 1 b 2 c 3 d 4 e 5");
     EXPECT_STATUS(a, "OK", "SET k v");
     redisFree(a);
     a = harness_connect(&p);
