@@ -24,6 +24,13 @@ static void clientClose(client *c);
 static void clientScheduleFlush(client *c);
 static void clientUpdateReading(client *c);
 
+/* Unsent output past which a client's input is left unparsed until the
+ * output drains. */
+static bool clientOutputFull(const client *c)
+{
+    return c->out.len + c->sending.len >= CLIENT_OUTPUT_PAUSE;
+}
+
 int64_t server_now_ms(void)
 {
     struct timespec ts;
@@ -133,15 +140,31 @@ void client_slot_done(reply_slot *slot)
     }
     if (moved) clientScheduleFlush(c);
     if (c->slots_head == NULL && (c->flags & CLIENT_PAUSED) &&
-        !(c->flags & CLIENT_CLOSING)) {
-        c->flags &= ~(unsigned)CLIENT_PAUSED;
+        !(c->flags & (CLIENT_CLOSING | CLIENT_PENDING_RESUME))) {
+        /* Resume from the check phase, not from inside the raft callback
+         * that completed the slot: the state machine is then done with the
+         * entry (so a single voter can answer reads at once) and nothing
+         * re-enters rglue. */
+        c->flags |= CLIENT_PENDING_RESUME;
+        c->resume_next = c->srv->resume_list;
+        c->srv->resume_list = c;
+    }
+}
+
+static void onResume(uv_check_t *h)
+{
+    server *srv = h->data;
+    while (srv->resume_list != NULL) {
+        client *c = srv->resume_list;
+        srv->resume_list = c->resume_next;
+        c->flags &= ~(unsigned)(CLIENT_PENDING_RESUME | CLIENT_PAUSED);
         clientProcessInput(c);
     }
 }
 
 void client_close_after_reply(client *c)
 {
-    c->flags |= CLIENT_CLOSE_AFTER_REPLY;
+    c->flags |= CLIENT_CLOSE_AFTER_REPLY | CLIENT_STOP_INPUT;
     clientScheduleFlush(c);
     clientUpdateReading(c);
 }
@@ -214,7 +237,9 @@ static void onWrite(uv_write_t *req, int status)
         resp_buf_init(&c->sending);
     }
     clientScheduleFlush(c);
-    clientUpdateReading(c);
+    /* Input parked behind a full output buffer can go on now. */
+    if (!(c->flags & CLIENT_PAUSED)) clientProcessInput(c);
+    else clientUpdateReading(c);
 }
 
 /* Flush every client with output, close those done after QUIT or an error. */
@@ -227,9 +252,13 @@ static void serverFlush(server *srv)
         list = c->flush_next;
         c->flags &= ~(unsigned)CLIENT_PENDING_FLUSH;
         clientWrite(c);
+        /* Done when everything owed is written: after QUIT or a protocol
+         * error, or after EOF once all received input was answered. */
         if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) &&
-            !(c->flags & (CLIENT_WRITING | CLIENT_CLOSING)) &&
-            c->out.len == 0 && c->slots_head == NULL) {
+            !(c->flags & (CLIENT_WRITING | CLIENT_CLOSING |
+                          CLIENT_PENDING_RESUME)) &&
+            c->out.len == 0 && c->slots_head == NULL && !c->held &&
+            ((c->flags & CLIENT_STOP_INPUT) || c->inpos == c->inlen)) {
             clientClose(c);
         }
     }
@@ -271,11 +300,17 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     client *c = s->data;
     (void)buf;
     if (nread == 0) return;
+    if (nread == UV_EOF) {
+        /* The peer will send no more, but may still read: answer everything
+         * it sent (as Redis does), then close. */
+        c->flags |= CLIENT_EOF | CLIENT_CLOSE_AFTER_REPLY;
+        clientProcessInput(c);
+        clientScheduleFlush(c);
+        return;
+    }
     if (nread < 0) {
-        if (nread != UV_EOF) {
-            log_info("client %s: read error: %s", c->addr,
-                     uv_strerror((int)nread));
-        }
+        log_info("client %s: read error: %s", c->addr,
+                 uv_strerror((int)nread));
         clientClose(c);
         return;
     }
@@ -289,8 +324,9 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void clientUpdateReading(client *c)
 {
     if (c->flags & CLIENT_CLOSING) return;
-    bool want = !c->held && !(c->flags & CLIENT_CLOSE_AFTER_REPLY) &&
-                c->out.len + c->sending.len < CLIENT_OUTPUT_PAUSE;
+    bool want = !c->held && !(c->flags & (CLIENT_CLOSE_AFTER_REPLY |
+                                          CLIENT_EOF)) &&
+                !clientOutputFull(c);
     if (want && !(c->flags & CLIENT_READING)) {
         if (uv_read_start((uv_stream_t *)&c->tcp, onAlloc, onRead) == 0) {
             c->flags |= CLIENT_READING;
@@ -312,7 +348,10 @@ static void clientProtocolError(client *c, const char *err)
 
 static void clientProcessInput(client *c)
 {
-    while (!(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY))) {
+    /* After EOF, input already received is still served; QUIT and protocol
+     * errors stop it. */
+    while (!(c->flags & (CLIENT_CLOSING | CLIENT_STOP_INPUT))) {
+        if (!c->held && clientOutputFull(c)) break;
         if (!c->held) {
             size_t consumed = 0, argc = 0, need = 0;
             resp_arg *argv = NULL;
@@ -321,6 +360,10 @@ static void clientProcessInput(client *c)
             int rc = resp_read(&c->reader, c->inbuf + c->inpos,
                                c->inlen - c->inpos, &consumed, &argc, &argv,
                                &err, &need);
+            if (rc == RESP_AGAIN && (c->flags & CLIENT_EOF)) {
+                c->inpos = c->inlen; /* a truncated last request: drop it */
+                break;
+            }
             if (rc == RESP_AGAIN) {
                 if (need > 0 && c->inpos + need > c->incap) {
                     /* Make room for the whole bulk once, not by doubling. */
@@ -400,6 +443,16 @@ static void clientClose(client *c)
     if (c->prev) c->prev->next = c->next;
     else srv->clients = c->next;
     if (c->next) c->next->prev = c->prev;
+    if (c->flags & CLIENT_PENDING_RESUME) {
+        for (client **pp = &srv->resume_list; *pp != NULL;
+             pp = &(*pp)->resume_next) {
+            if (*pp == c) {
+                *pp = c->resume_next;
+                break;
+            }
+        }
+        c->flags &= ~(unsigned)CLIENT_PENDING_RESUME;
+    }
     if (c->flags & CLIENT_PENDING_FLUSH) {
         for (client **pp = &srv->flush_list; *pp != NULL;
              pp = &(*pp)->flush_next) {
@@ -421,7 +474,7 @@ static const char deniedMsg[] =
     "(or GCSD_REQUIREPASS), or 2) disable protected mode with "
     "--protected-mode no, only if the network is otherwise protected.\r\n";
 
-static void onListenerClosed(uv_handle_t *h) { free(h); }
+static void onUnacceptedClosed(uv_handle_t *h) { free(h->data); }
 
 static void onConnection(uv_stream_t *listener, int status)
 {
@@ -434,19 +487,20 @@ static void onConnection(uv_stream_t *listener, int status)
     c->srv = srv;
     uv_tcp_init(srv->loop, &c->tcp);
     c->tcp.data = c;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, onListenerClosed);
+    struct sockaddr_storage peer, local;
+    int plen = sizeof peer, llen = sizeof local;
+    memset(&peer, 0, sizeof peer);
+    memset(&local, 0, sizeof local);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) != 0) {
+        /* Gone before we could look at it (reset early): nothing to say. */
+        uv_close((uv_handle_t *)&c->tcp, onUnacceptedClosed);
         return;
     }
     srv->stats.connections_received++;
     c->wreq.data = c;
     c->id = ++srv->next_client_id;
     c->ctime_ms = c->last_cmd_ms = server_now_ms();
-    struct sockaddr_storage peer, local;
-    int plen = sizeof peer, llen = sizeof local;
-    memset(&peer, 0, sizeof peer);
-    memset(&local, 0, sizeof local);
-    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen);
     uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&local, &llen);
     formatAddr(&peer, c->addr, sizeof c->addr);
     formatAddr(&local, c->laddr, sizeof c->laddr);
@@ -514,6 +568,9 @@ int server_start(server *srv, uv_loop_t *loop, const config *cfg,
     uv_prepare_init(loop, &srv->before_sleep);
     srv->before_sleep.data = srv;
     uv_prepare_start(&srv->before_sleep, onBeforeSleep);
+    uv_check_init(loop, &srv->resume);
+    srv->resume.data = srv;
+    uv_check_start(&srv->resume, onResume);
     return 0;
 err:
     snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->bind, cfg->port,
@@ -536,7 +593,8 @@ void server_close(server *srv, void (*cb)(server *srv))
     /* Give clients what they were already sent, then hang up. */
     serverFlush(srv);
     while (srv->clients != NULL) clientClose(srv->clients);
-    srv->closing_handles = 2;
+    srv->closing_handles = 3;
     uv_close((uv_handle_t *)&srv->listener, onServerHandleClosed);
     uv_close((uv_handle_t *)&srv->before_sleep, onServerHandleClosed);
+    uv_close((uv_handle_t *)&srv->resume, onServerHandleClosed);
 }

@@ -46,6 +46,9 @@ enum {
     CLIENT_WRITING = 1 << 6,      /* a uv_write is in flight */
     CLIENT_PENDING_FLUSH = 1 << 7,/* on the server's flush list */
     CLIENT_READ_FAILED = 1 << 8,  /* the held read's barrier failed */
+    CLIENT_EOF = 1 << 9,          /* the peer sent all it will send */
+    CLIENT_STOP_INPUT = 1 << 10,  /* QUIT or a protocol error: parse no more */
+    CLIENT_PENDING_RESUME = 1 << 11, /* on the server's resume list */
 };
 
 struct client {
@@ -79,6 +82,7 @@ struct client {
 
     client *prev, *next;    /* all clients */
     client *flush_next;     /* clients with output to flush */
+    client *resume_next;    /* paused clients whose replies all arrived */
 };
 
 typedef struct server_stats {
@@ -98,10 +102,12 @@ struct server {
     struct rglue *raft;
     uv_tcp_t listener;
     uv_prepare_t before_sleep;
+    uv_check_t resume;
     uint64_t next_client_id;
     client *clients;
     size_t n_clients;
     client *flush_list;
+    client *resume_list;
     server_stats stats;
     int64_t start_ms;
     char run_id[41];

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "expect.h"
@@ -140,4 +141,84 @@ Test(protocol, byte_by_byte)
     cr_assert_eq(n, 5 + 4 + 5);
     cr_assert(memcmp(buf, "+OK\r\n$3\r\nv\0v\r\n", n) == 0);
     close(fd);
+}
+
+/* A client that sends its requests and then shuts down its sending side
+ * still gets every reply, then the connection closes (as in Redis). */
+Test(protocol, replies_after_client_eof)
+{
+    int fd = rawConnect();
+    const char *req = "SET eofkey 1\r\nINCR eofctr\r\n*2\r\n$3\r\nGET\r\n";
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    shutdown(fd, SHUT_WR);
+    char buf[256];
+    bool closed;
+    readAll(fd, buf, sizeof buf, 5000, &closed);
+    cr_assert_str_eq(buf, "+OK\r\n:1\r\n");
+    cr_assert(closed);
+    close(fd);
+}
+
+/* Everything received before EOF is answered, even when it all arrives in
+ * one read with the EOF right behind it (the server is paused meanwhile). */
+Test(protocol, big_batch_then_eof)
+{
+    int fd = rawConnect();
+    kill(srv.pid, SIGSTOP);
+    /* Exactly one 16 KiB read: 2730 PINGs and two empty lines. */
+    enum { N = 2730 };
+    static char req[N * 6 + 4];
+    for (int i = 0; i < N; i++) memcpy(req + i * 6, "PING\r\n", 6);
+    memcpy(req + N * 6, "\r\n\r\n", 4);
+    cr_assert_eq(write(fd, req, sizeof req), (ssize_t)sizeof req);
+    shutdown(fd, SHUT_WR);
+    kill(srv.pid, SIGCONT);
+    static char buf[N * 7 + 16];
+    bool closed;
+    size_t n = readAll(fd, buf, sizeof buf, 10000, &closed);
+    cr_assert_eq(n, (size_t)N * 7, "got %zu bytes", n);
+    cr_assert(closed);
+    close(fd);
+}
+
+static long rssKiB(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+    }
+    if (f) fclose(f);
+    return kib;
+}
+
+/* A client that pipelines reads of a big value and never reads the replies
+ * holds the server's output at a bound instead of growing it without end. */
+Test(protocol, output_is_bounded_for_a_client_that_does_not_read)
+{
+    redisContext *c = harness_connect(&srv);
+    static char value[1 << 20];
+    memset(value, 'q', sizeof value);
+    redisReply *r = harness_cmd(c, "SET big %b", value, sizeof value);
+    freeReplyObject(r);
+    int fd = rawConnect();
+    for (int i = 0; i < 3000; i++) {
+        if (write(fd, "GET big\r\n", 9) != 9) break;
+    }
+    /* Poll until the server stops growing: two equal samples 200 ms apart. */
+    long prev = -1, cur = rssKiB(srv.pid);
+    long long deadline = harness_now_ms() + 10000;
+    while (cur != prev && harness_now_ms() < deadline) {
+        struct timespec ts = {0, 200 * 1000000};
+        nanosleep(&ts, NULL);
+        prev = cur;
+        cur = rssKiB(srv.pid);
+    }
+    cr_assert_lt(cur, 400 * 1024, "RSS grew to %ld KiB", cur);
+    /* Other clients are served meanwhile. */
+    EXPECT_STATUS(c, "PONG", "PING");
+    close(fd);
+    redisFree(c);
 }
