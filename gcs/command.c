@@ -301,7 +301,12 @@ static void dispatchWrite(client *c, const command *cmd, size_t argc,
         }
         resp_buf_free(&err);
     }
-    if ((cmd->flags & CMD_DENYOOM) && fsm_nearly_full(srv->fsm)) {
+    /* What the command may add to the state: its bytes twice (LMDB's
+     * copy-on-write keeps the old page until commit) plus a page. */
+    uint64_t footprint = 4096;
+    for (size_t i = 1; i < argc; i++) footprint += 2 * (uint64_t)argv[i].len;
+    if ((cmd->flags & CMD_DENYOOM) &&
+        !fsm_has_room(srv->fsm, srv->admitted_bytes + footprint)) {
         resp_add_error(client_reply(c), "OOM command not allowed when used "
                                         "memory > 'maxmemory'.");
         srv->stats.commands_failed++;
@@ -314,6 +319,8 @@ static void dispatchWrite(client *c, const command *cmd, size_t argc,
         return;
     }
     reply_slot *slot = client_slot_new(c);
+    slot->admitted = footprint;
+    srv->admitted_bytes += footprint;
     int rc = rglue_propose(srv->raft, data, len, onWriteDone, slot);
     free(data);
     if (rc != 0) {

@@ -191,18 +191,21 @@ free_replies:
 fail:
     f->failed = true;
     snprintf(f->failure, sizeof f->failure,
-             "applying entry %llu failed: %s", (unsigned long long)index,
-             storage_strerror(rc));
+             "applying entry %llu failed: %s%s", (unsigned long long)index,
+             storage_strerror(rc),
+             rc == STORAGE_EMAPFULL ? " (restart with a larger --map-size)"
+                                    : "");
     log_warn("%s; this member stops applying", f->failure);
     return rc != 0 ? rc : -1;
 }
 
-bool fsm_nearly_full(fsm *f)
+bool fsm_has_room(fsm *f, uint64_t bytes)
 {
-    /* Keep 5% (at least 1 MiB) free for deletes and for what is in flight. */
+    /* Keep 5% (at least 1 MiB) free for deletes and B-tree growth. */
     uint64_t reserve = f->space.map_size / 20;
     if (reserve < (1u << 20)) reserve = 1u << 20;
-    if (f->space.used_bytes + reserve <= f->space.map_size) return false;
+    uint64_t need = reserve + bytes;
+    if (f->space.used_bytes + need <= f->space.map_size) return true;
     /* Past the high-water mark: count what deletes made reusable, at most
      * once per applied entry (the figure changes only when one applies). */
     if (f->free_bytes_index != f->applied_index) {
@@ -211,7 +214,8 @@ bool fsm_nearly_full(fsm *f)
         }
         f->free_bytes_index = f->applied_index;
     }
-    return f->space.used_bytes - f->free_bytes + reserve > f->space.map_size;
+    uint64_t used = f->space.used_bytes - f->free_bytes;
+    return used + need <= f->space.map_size;
 }
 
 static uint64_t fsmAppliedIndex(void *ctx)

@@ -54,10 +54,11 @@ storage_txn *fsm_read_txn(fsm *f);
  * transaction outlives an iteration and LMDB can reuse pages). */
 void fsm_end_reads(fsm *f);
 
-/* True when the state is so close to the map size that commands which grow
- * it are refused (-OOM) before they reach the log: an entry that overflows
- * the map would fail-stop the member. */
-bool fsm_nearly_full(fsm *f);
+/* True when @bytes more (an estimate for commands admitted but not yet
+ * applied) still fit in the map with a reserve to spare. Commands that grow
+ * the state are refused (-OOM) before they reach the log when this is false:
+ * an entry that overflows the map inside apply fail-stops the member. */
+bool fsm_has_room(fsm *f, uint64_t bytes);
 
 /* Encode a command for the log: protobuf Command, caller frees *out with
  * free(). Returns 0 or -1 (out of memory). */

@@ -98,6 +98,7 @@ reply_slot *client_slot_new(client *c)
 {
     reply_slot *s = xcalloc(1, sizeof *s);
     s->client = c;
+    s->srv = c->srv;
     resp_buf_init(&s->reply);
     if (c->slots_tail != NULL) c->slots_tail->next = s;
     else c->slots_head = s;
@@ -116,6 +117,8 @@ void client_slot_done(reply_slot *slot)
 {
     client *c = slot->client;
     slot->done = true;
+    slot->srv->admitted_bytes -= slot->admitted;
+    slot->admitted = 0;
     if (c == NULL) {
         slotFree(slot);
         return;

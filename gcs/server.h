@@ -33,6 +33,8 @@ struct reply_slot {
     reply_slot *next;
     bool done;
     bool is_read;      /* waiting for a read barrier, not for a write */
+    server *srv;
+    uint64_t admitted; /* bytes counted in srv->admitted_bytes */
     resp_buf reply;
 };
 
@@ -108,6 +110,7 @@ struct server {
     size_t n_clients;
     client *flush_list;
     client *resume_list;
+    uint64_t admitted_bytes; /* estimated growth of writes not yet applied */
     server_stats stats;
     int64_t start_ms;
     char run_id[41];
