@@ -335,9 +335,10 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv)
     server *srv = c->srv;
     const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
 
-    /* Reads and local commands run only when nothing is outstanding, so they
-     * see this client's earlier writes and reply after them. */
-    if ((cmd == NULL || !(cmd->flags & CMD_WRITE)) && c->slots_head != NULL) {
+    /* Reads run only when nothing is outstanding, so they see this client's
+     * earlier writes. Everything else replies through client_reply(), which
+     * queues behind outstanding replies, so it need not wait. */
+    if (cmd != NULL && (cmd->flags & CMD_READ) && c->slots_head != NULL) {
         return DISPATCH_WAIT;
     }
     if (c->flags & CLIENT_READ_FAILED) {
