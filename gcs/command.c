@@ -158,38 +158,37 @@ bool parse_u64(const char *s, size_t len, uint64_t *out)
     return true;
 }
 
-storage_txn *read_txn_or_reply(client *c)
+/* Run a read command on the shared read transaction. */
+static void execRead(client *c, const command *cmd, size_t argc,
+                     const resp_arg *argv)
 {
     storage_txn *t = fsm_read_txn(c->srv->fsm);
+    resp_buf *out = client_reply(c);
     if (t == NULL) {
-        resp_add_error(client_reply(c),
-                       "ERR cannot read the state (see the server log)");
+        resp_add_error(out, "ERR cannot read the state (see the server log)");
+        return;
     }
-    return t;
+    cmd->read(t, argc, argv, out);
 }
 
-resp_buf *lookup_or_reply(client *c, const resp_arg *key,
-                          const resp_arg *field, storage_slice *value,
-                          bool *found)
+bool lookup_or_reply(storage_txn *t, const resp_arg *key,
+                     const resp_arg *field, storage_slice *value, bool *found,
+                     resp_buf *out)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return NULL;
     int rc = field == NULL
                  ? storage_string_get(t, arg_slice(key), value, found)
                  : storage_hash_get(t, arg_slice(key), arg_slice(field), value,
                                     found);
-    resp_buf *out = client_reply(c);
     if (rc != 0) {
         reply_storage_error(out, rc);
-        return NULL;
+        return false;
     }
-    return out;
+    return true;
 }
 
-void reply_listing(client *c, int rc, const resp_buf *items, size_t n,
+void reply_listing(resp_buf *out, int rc, const resp_buf *items, size_t n,
                    bool cursor, uint64_t next)
 {
-    resp_buf *out = client_reply(c);
     if (rc != 0) {
         reply_storage_error(out, rc);
         return;
@@ -335,12 +334,10 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv)
     server *srv = c->srv;
     const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
 
-    /* Reads run only when nothing is outstanding, so they see this client's
-     * earlier writes. Everything else replies through client_reply(), which
-     * queues behind outstanding replies, so it need not wait. */
-    if (cmd != NULL && (cmd->flags & CMD_READ) && c->slots_head != NULL) {
-        return DISPATCH_WAIT;
-    }
+    /* Everything but reads replies through client_reply(), which queues
+     * behind outstanding replies. A read behind the client's own writes
+     * goes through the log right after them (below); a held read waiting
+     * for its barrier keeps the client paused, so no read gets here then. */
     if (c->flags & CLIENT_READ_FAILED) {
         /* The barrier failed and its error reply was sent: the read is done. */
         c->flags &= ~(unsigned)CLIENT_READ_FAILED;
@@ -367,7 +364,10 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv)
         return DISPATCH_DONE;
     }
 
-    if (cmd->flags & CMD_WRITE) {
+    if ((cmd->flags & CMD_WRITE) ||
+        ((cmd->flags & CMD_READ) && c->slots_head != NULL)) {
+        /* A read proposed behind writes sees them when applied, in log
+         * order, without waiting a commit before it is even proposed. */
         dispatchWrite(c, cmd, argc, argv);
         return DISPATCH_DONE;
     }
@@ -387,6 +387,7 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv)
         return DISPATCH_WAIT;
     }
     c->flags &= ~(unsigned)CLIENT_READ_READY;
-    cmd->exec(c, argc, argv);
+    if (cmd->flags & CMD_READ) execRead(c, cmd, argc, argv);
+    else cmd->exec(c, argc, argv);
     return DISPATCH_DONE;
 }

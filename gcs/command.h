@@ -3,8 +3,10 @@
  *
  * A command is one of:
  *  - local (exec): answered on this member, e.g. PING, CLIENT, INFO;
- *  - read (exec + CMD_READ): answered from the local state once a read of it
- *    is linearizable (rglue_can_read_now, or after a barrier);
+ *  - read (read + CMD_READ): answered from the local state once a read of it
+ *    is linearizable (rglue_can_read_now, or after a barrier), or, when the
+ *    client still waits for its own writes, through the log right behind
+ *    them (so it sees them without waiting for them);
  *  - write (check + apply + CMD_WRITE): check validates the arguments on the
  *    member that receives it (no state is looked at: entries ahead in the log
  *    may change it), then the command goes through the raft log and apply
@@ -32,8 +34,16 @@ enum {
 
 typedef struct command command;
 
-/* Local or read command: reply with client_reply(c). */
+/* Local command: reply with client_reply(c). */
 typedef void (*cmd_exec_fn)(client *c, size_t argc, const resp_arg *argv);
+
+/* Read command: a pure function of the state seen by @t and the arguments,
+ * replying into @out. It runs on a read transaction when a read of the local
+ * state is linearizable, or inside the state machine (on the entry's write
+ * transaction) when it travels through the log behind the client's own
+ * writes. */
+typedef void (*cmd_read_fn)(storage_txn *t, size_t argc, const resp_arg *argv,
+                            resp_buf *out);
 
 /* Write command, before proposing: 0 to go ahead, or -1 with an error reply
  * written to @err. Must not look at the state. */
@@ -55,6 +65,7 @@ struct command {
     int first_key, last_key, key_step; /* for COMMAND INFO */
     const char *group;  /* for COMMAND DOCS */
     const char *summary;
+    cmd_read_fn read;   /* CMD_READ commands */
 };
 
 /* Look @name up, case-insensitively. NULL when unknown. */
@@ -88,10 +99,6 @@ storage_slice arg_slice(const resp_arg *a);
 bool parse_ll(const char *s, size_t len, long long *out);
 bool parse_u64(const char *s, size_t len, uint64_t *out);
 
-/* The state machine's view for read handlers: the shared read transaction,
- * or NULL after replying an error. */
-storage_txn *read_txn_or_reply(client *c);
-
 /* SCAN / HSCAN arguments: cursor [MATCH pattern] [COUNT n] [TYPE t]
  * [NOVALUES]. @first is the index of the cursor argument; @hash selects
  * HSCAN's options. */
@@ -102,22 +109,22 @@ typedef struct scan_args {
     const resp_arg *type;  /* SCAN TYPE; NULL: any */
     bool novalues;         /* HSCAN NOVALUES */
 } scan_args;
-/* Parse SCAN-style arguments for @c: 0, or -1 after replying Redis's
- * error to @c. */
-int scan_args_or_reply(client *c, size_t argc, const resp_arg *argv,
-                       size_t first, bool hash, scan_args *out);
+/* Parse SCAN-style arguments: 0, or -1 after replying Redis's error into
+ * @reply. */
+int scan_args_or_reply(size_t argc, const resp_arg *argv, size_t first,
+                       bool hash, scan_args *out, resp_buf *reply);
 
 /* Reply to a listing: the storage error @rc, or @n elements already encoded
  * in @items, as a plain array or (when @cursor) as SCAN's [cursor, array]. */
-void reply_listing(client *c, int rc, const resp_buf *items, size_t n,
+void reply_listing(resp_buf *out, int rc, const resp_buf *items, size_t n,
                    bool cursor, uint64_t next);
 
 /* Read the string @key (when @field is NULL) or the field @field of hash
- * @key. Returns the buffer to reply into, or NULL after replying an error
- * (WRONGTYPE, storage failure). */
-resp_buf *lookup_or_reply(client *c, const resp_arg *key,
-                          const resp_arg *field, storage_slice *value,
-                          bool *found);
+ * @key. Returns true, or false after replying the error (WRONGTYPE, storage
+ * failure) into @out. */
+bool lookup_or_reply(storage_txn *t, const resp_arg *key,
+                     const resp_arg *field, storage_slice *value, bool *found,
+                     resp_buf *out);
 
 /* Handler tables of each t_*.c file, concatenated by command.c. */
 extern const command string_commands[];

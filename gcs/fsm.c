@@ -109,7 +109,7 @@ static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
     }
     int rc = 0;
     const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
-    if (cmd == NULL || cmd->apply == NULL) {
+    if (cmd == NULL || (cmd->apply == NULL && cmd->read == NULL)) {
         /* Only a member running other code could have logged this. */
         resp_add_errorf(reply, "ERR command '%.*s' cannot be applied by this "
                         "version", (int)(argv[0].len > 64 ? 64 : argv[0].len),
@@ -117,8 +117,11 @@ static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
     } else if ((cmd->arity > 0 && (size_t)cmd->arity != msg->n_argv) ||
                (cmd->arity < 0 && msg->n_argv < (size_t)-cmd->arity)) {
         reply_arity_error(reply, cmd->name);
-    } else {
+    } else if (cmd->apply != NULL) {
         rc = cmd->apply(a, msg->n_argv, argv, reply);
+    } else {
+        /* A read that travelled behind its client's writes. */
+        cmd->read(a->txn, msg->n_argv, argv, reply);
     }
     if (argv != stackArgv) free(argv);
     return rc;

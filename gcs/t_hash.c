@@ -8,23 +8,21 @@
 
 /* ---- reads ------------------------------------------------------------- */
 
-static void hgetCommand(client *c, size_t argc, const resp_arg *argv)
+static void hgetRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                     resp_buf *out)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = lookup_or_reply(c, &argv[1], &argv[2], &v, &found);
-    if (out == NULL) return;
+    if (!lookup_or_reply(t, &argv[1], &argv[2], &v, &found, out)) return;
     if (found) resp_add_bulk(out, v.data, v.len);
     else resp_add_null(out);
 }
 
-static void hmgetCommand(client *c, size_t argc, const resp_arg *argv)
+static void hmgetRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                      resp_buf *out)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     storage_type type;
     int rc = storage_key_type(t, arg_slice(&argv[1]), &type);
-    resp_buf *out = client_reply(c);
     if (rc == 0 && type == STORAGE_TYPE_STRING) rc = STORAGE_EWRONGTYPE;
     if (rc != 0) {
         reply_storage_error(out, rc);
@@ -44,29 +42,27 @@ static void hmgetCommand(client *c, size_t argc, const resp_arg *argv)
     }
 }
 
-static void hexistsCommand(client *c, size_t argc, const resp_arg *argv)
+static void hexistsRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                        resp_buf *out)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = lookup_or_reply(c, &argv[1], &argv[2], &v, &found);
-    if (out != NULL) resp_add_integer(out, found ? 1 : 0);
+    if (lookup_or_reply(t, &argv[1], &argv[2], &v, &found, out)) resp_add_integer(out, found ? 1 : 0);
 }
 
-static void hstrlenCommand(client *c, size_t argc, const resp_arg *argv)
+static void hstrlenRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                        resp_buf *out)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = lookup_or_reply(c, &argv[1], &argv[2], &v, &found);
-    if (out != NULL) resp_add_integer(out, found ? (long long)v.len : 0);
+    if (lookup_or_reply(t, &argv[1], &argv[2], &v, &found, out)) resp_add_integer(out, found ? (long long)v.len : 0);
 }
 
-static void hlenCommand(client *c, size_t argc, const resp_arg *argv)
+static void hlenRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                     resp_buf *out)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     uint64_t n;
     int rc = storage_hash_len(t, arg_slice(&argv[1]), &n);
-    resp_buf *out = client_reply(c);
     if (rc != 0) reply_storage_error(out, rc);
     else resp_add_integer(out, (long long)n);
 }
@@ -98,48 +94,48 @@ static int collectField(void *arg, storage_slice field, storage_slice value)
     return 0;
 }
 
-static void hashListing(client *c, const resp_arg *key, bool fields,
-                        bool values)
+static void hashListing(storage_txn *t, resp_buf *out, const resp_arg *key,
+                        bool fields, bool values)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     hash_collect hc = {.fields = fields, .values = values};
     resp_buf_init(&hc.items);
     uint64_t next;
     int rc = storage_hash_scan(t, arg_slice(key), 0, 0, collectField, &hc,
                                &next);
-    reply_listing(c, rc, &hc.items, hc.n, false, 0);
+    reply_listing(out, rc, &hc.items, hc.n, false, 0);
     resp_buf_free(&hc.items);
 }
 
-static void hkeysCommand(client *c, size_t argc, const resp_arg *argv)
+static void hkeysRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                      resp_buf *out)
 {
-    hashListing(c, &argv[1], true, false);
+    hashListing(t, out, &argv[1], true, false);
 }
 
-static void hvalsCommand(client *c, size_t argc, const resp_arg *argv)
+static void hvalsRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                      resp_buf *out)
 {
-    hashListing(c, &argv[1], false, true);
+    hashListing(t, out, &argv[1], false, true);
 }
 
-static void hgetallCommand(client *c, size_t argc, const resp_arg *argv)
+static void hgetallRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                        resp_buf *out)
 {
-    hashListing(c, &argv[1], true, true);
+    hashListing(t, out, &argv[1], true, true);
 }
 
-static void hscanCommand(client *c, size_t argc, const resp_arg *argv)
+static void hscanRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                      resp_buf *out)
 {
     scan_args sa;
-    if (scan_args_or_reply(c, argc, argv, 2, true, &sa) != 0) return;
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
+    if (scan_args_or_reply(argc, argv, 2, true, &sa, out) != 0) return;
     hash_collect hc = {.fields = true, .values = !sa.novalues,
                        .match = sa.match};
     resp_buf_init(&hc.items);
     uint64_t next = 0;
     int rc = storage_hash_scan(t, arg_slice(&argv[1]), sa.cursor, sa.count,
                                collectField, &hc, &next);
-    reply_listing(c, rc, &hc.items, hc.n, true, next);
+    reply_listing(out, rc, &hc.items, hc.n, true, next);
     resp_buf_free(&hc.items);
 }
 
@@ -283,24 +279,33 @@ static int hincrbyApply(apply_ctx *a, size_t argc, const resp_arg *argv,
 }
 
 const command hash_commands[] = {
-    {"hget", 3, CMD_READ | CMD_FAST, hgetCommand, NULL, NULL, 1, 1, 1, "hash",
-     "Returns the value of a field in a hash."},
-    {"hmget", -3, CMD_READ | CMD_FAST, hmgetCommand, NULL, NULL, 1, 1, 1,
-     "hash", "Returns the values of all fields in a hash."},
-    {"hexists", 3, CMD_READ | CMD_FAST, hexistsCommand, NULL, NULL, 1, 1, 1,
-     "hash", "Determines whether a field exists in a hash."},
-    {"hstrlen", 3, CMD_READ | CMD_FAST, hstrlenCommand, NULL, NULL, 1, 1, 1,
-     "hash", "Returns the length of the value of a field."},
-    {"hlen", 2, CMD_READ | CMD_FAST, hlenCommand, NULL, NULL, 1, 1, 1, "hash",
-     "Returns the number of fields in a hash."},
-    {"hkeys", 2, CMD_READ, hkeysCommand, NULL, NULL, 1, 1, 1, "hash",
-     "Returns all fields in a hash."},
-    {"hvals", 2, CMD_READ, hvalsCommand, NULL, NULL, 1, 1, 1, "hash",
-     "Returns all values in a hash."},
-    {"hgetall", 2, CMD_READ, hgetallCommand, NULL, NULL, 1, 1, 1, "hash",
-     "Returns all fields and values in a hash."},
-    {"hscan", -3, CMD_READ, hscanCommand, NULL, NULL, 1, 1, 1, "hash",
-     "Iterates over fields and values of a hash."},
+    {"hget", 3, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, 1, 1, "hash",
+     "Returns the value of a field in a hash.",
+     .read = hgetRead},
+    {"hmget", -3, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, 1, 1,
+     "hash", "Returns the values of all fields in a hash.",
+     .read = hmgetRead},
+    {"hexists", 3, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, 1, 1,
+     "hash", "Determines whether a field exists in a hash.",
+     .read = hexistsRead},
+    {"hstrlen", 3, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, 1, 1,
+     "hash", "Returns the length of the value of a field.",
+     .read = hstrlenRead},
+    {"hlen", 2, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, 1, 1, "hash",
+     "Returns the number of fields in a hash.",
+     .read = hlenRead},
+    {"hkeys", 2, CMD_READ, NULL, NULL, NULL, 1, 1, 1, "hash",
+     "Returns all fields in a hash.",
+     .read = hkeysRead},
+    {"hvals", 2, CMD_READ, NULL, NULL, NULL, 1, 1, 1, "hash",
+     "Returns all values in a hash.",
+     .read = hvalsRead},
+    {"hgetall", 2, CMD_READ, NULL, NULL, NULL, 1, 1, 1, "hash",
+     "Returns all fields and values in a hash.",
+     .read = hgetallRead},
+    {"hscan", -3, CMD_READ, NULL, NULL, NULL, 1, 1, 1, "hash",
+     "Iterates over fields and values of a hash.",
+     .read = hscanRead},
     {"hset", -4, CMD_WRITE | CMD_DENYOOM | CMD_FAST, NULL, hsetCheck, hsetApply, 1, 1, 1,
      "hash", "Creates or modifies the value of a field in a hash."},
     {"hmset", -4, CMD_WRITE | CMD_DENYOOM | CMD_FAST, NULL, hsetCheck, hsetApply, 1, 1, 1,

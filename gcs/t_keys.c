@@ -23,13 +23,13 @@ static bool parseCursor(const resp_arg *a, uint64_t *out)
     return true;
 }
 
-int scan_args_or_reply(client *c, size_t argc, const resp_arg *argv,
-                       size_t first, bool hash, scan_args *out)
+int scan_args_or_reply(size_t argc, const resp_arg *argv, size_t first,
+                       bool hash, scan_args *out, resp_buf *reply)
 {
     memset(out, 0, sizeof *out);
     out->count = 10;
     if (!parseCursor(&argv[first], &out->cursor)) {
-        resp_add_error(client_reply(c), "ERR invalid cursor");
+        resp_add_error(reply, "ERR invalid cursor");
         return -1;
     }
     for (size_t i = first + 1; i < argc; i++) {
@@ -37,11 +37,11 @@ int scan_args_or_reply(client *c, size_t argc, const resp_arg *argv,
         if (arg_equals(&argv[i], "count") && more) {
             long long n;
             if (!parse_ll(argv[i + 1].ptr, argv[i + 1].len, &n)) {
-                resp_add_error(client_reply(c), ERR_NOT_INTEGER);
+                resp_add_error(reply, ERR_NOT_INTEGER);
                 return -1;
             }
             if (n < 1) {
-                resp_add_error(client_reply(c), ERR_SYNTAX);
+                resp_add_error(reply, ERR_SYNTAX);
                 return -1;
             }
             out->count = (size_t)n;
@@ -58,7 +58,7 @@ int scan_args_or_reply(client *c, size_t argc, const resp_arg *argv,
                 ok |= arg_equals(&argv[i + 1], known[k]);
             }
             if (!ok) {
-                resp_add_errorf(client_reply(c), "ERR unknown type name '%.*s'",
+                resp_add_errorf(reply, "ERR unknown type name '%.*s'",
                                 (int)(argv[i + 1].len > 64 ? 64
                                                             : argv[i + 1].len),
                                 argv[i + 1].ptr);
@@ -69,7 +69,7 @@ int scan_args_or_reply(client *c, size_t argc, const resp_arg *argv,
         } else if (hash && arg_equals(&argv[i], "novalues")) {
             out->novalues = true;
         } else {
-            resp_add_error(client_reply(c), ERR_SYNTAX);
+            resp_add_error(reply, ERR_SYNTAX);
             return -1;
         }
     }
@@ -87,10 +87,9 @@ static const char *typeName(storage_type t)
 
 /* ---- reads ------------------------------------------------------------- */
 
-static void existsCommand(client *c, size_t argc, const resp_arg *argv)
+static void existsRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                       resp_buf *out)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     long long n = 0;
     for (size_t i = 1; i < argc; i++) {
         storage_type type;
@@ -99,27 +98,23 @@ static void existsCommand(client *c, size_t argc, const resp_arg *argv)
             n++;
         }
     }
-    resp_add_integer(client_reply(c), n);
+    resp_add_integer(out, n);
 }
 
-static void typeCommand(client *c, size_t argc, const resp_arg *argv)
+static void typeRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                     resp_buf *out)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     storage_type type;
     int rc = storage_key_type(t, arg_slice(&argv[1]), &type);
-    resp_buf *out = client_reply(c);
     if (rc != 0) reply_storage_error(out, rc);
     else resp_add_status(out, typeName(type));
 }
 
-static void dbsizeCommand(client *c, size_t argc, const resp_arg *argv)
+static void dbsizeRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                       resp_buf *out)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     uint64_t n;
     int rc = storage_key_count(t, &n);
-    resp_buf *out = client_reply(c);
     if (rc != 0) reply_storage_error(out, rc);
     else resp_add_integer(out, (long long)n);
 }
@@ -145,30 +140,28 @@ static int collectKey(void *arg, storage_slice key, storage_type type)
     return 0;
 }
 
-static void keysCommand(client *c, size_t argc, const resp_arg *argv)
+static void keysRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                     resp_buf *out)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
     key_collect kc = {0};
     resp_buf_init(&kc.items);
     if (!arg_equals(&argv[1], "*")) kc.match = &argv[1];
     uint64_t next;
     int rc = storage_key_scan(t, 0, 0, collectKey, &kc, &next);
-    reply_listing(c, rc, &kc.items, kc.n, false, 0);
+    reply_listing(out, rc, &kc.items, kc.n, false, 0);
     resp_buf_free(&kc.items);
 }
 
-static void scanCommand(client *c, size_t argc, const resp_arg *argv)
+static void scanRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                     resp_buf *out)
 {
     scan_args sa;
-    if (scan_args_or_reply(c, argc, argv, 1, false, &sa) != 0) return;
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
+    if (scan_args_or_reply(argc, argv, 1, false, &sa, out) != 0) return;
     key_collect kc = {.match = sa.match, .type = sa.type};
     resp_buf_init(&kc.items);
     uint64_t next = 0;
     int rc = storage_key_scan(t, sa.cursor, sa.count, collectKey, &kc, &next);
-    reply_listing(c, rc, &kc.items, kc.n, true, next);
+    reply_listing(out, rc, &kc.items, kc.n, true, next);
     resp_buf_free(&kc.items);
 }
 
@@ -209,16 +202,21 @@ static int flushApply(apply_ctx *a, size_t argc, const resp_arg *argv,
 }
 
 const command keys_commands[] = {
-    {"exists", -2, CMD_READ | CMD_FAST, existsCommand, NULL, NULL, 1, -1, 1,
-     "generic", "Determines whether one or more keys exist."},
-    {"type", 2, CMD_READ | CMD_FAST, typeCommand, NULL, NULL, 1, 1, 1,
-     "generic", "Determines the type of value stored at a key."},
-    {"dbsize", 1, CMD_READ | CMD_FAST, dbsizeCommand, NULL, NULL, 0, 0, 0,
-     "server", "Returns the number of keys in the database."},
-    {"keys", 2, CMD_READ, keysCommand, NULL, NULL, 0, 0, 0, "generic",
-     "Returns all key names that match a pattern."},
-    {"scan", -2, CMD_READ, scanCommand, NULL, NULL, 0, 0, 0, "generic",
-     "Iterates over the key names in the database."},
+    {"exists", -2, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, -1, 1,
+     "generic", "Determines whether one or more keys exist.",
+     .read = existsRead},
+    {"type", 2, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, 1, 1,
+     "generic", "Determines the type of value stored at a key.",
+     .read = typeRead},
+    {"dbsize", 1, CMD_READ | CMD_FAST, NULL, NULL, NULL, 0, 0, 0,
+     "server", "Returns the number of keys in the database.",
+     .read = dbsizeRead},
+    {"keys", 2, CMD_READ, NULL, NULL, NULL, 0, 0, 0, "generic",
+     "Returns all key names that match a pattern.",
+     .read = keysRead},
+    {"scan", -2, CMD_READ, NULL, NULL, NULL, 0, 0, 0, "generic",
+     "Iterates over the key names in the database.",
+     .read = scanRead},
     {"del", -2, CMD_WRITE, NULL, NULL, delApply, 1, -1, 1, "generic",
      "Deletes one or more keys."},
     {"unlink", -2, CMD_WRITE | CMD_FAST, NULL, NULL, delApply, 1, -1, 1,

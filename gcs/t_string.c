@@ -8,21 +8,19 @@
 
 /* ---- reads ------------------------------------------------------------- */
 
-static void getCommand(client *c, size_t argc, const resp_arg *argv)
+static void getRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                    resp_buf *out)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = lookup_or_reply(c, &argv[1], NULL, &v, &found);
-    if (out == NULL) return;
+    if (!lookup_or_reply(t, &argv[1], NULL, &v, &found, out)) return;
     if (found) resp_add_bulk(out, v.data, v.len);
     else resp_add_null(out);
 }
 
-static void mgetCommand(client *c, size_t argc, const resp_arg *argv)
+static void mgetRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                     resp_buf *out)
 {
-    storage_txn *t = read_txn_or_reply(c);
-    if (t == NULL) return;
-    resp_buf *out = client_reply(c);
     resp_add_array(out, argc - 1);
     for (size_t i = 1; i < argc; i++) {
         storage_slice v;
@@ -37,12 +35,12 @@ static void mgetCommand(client *c, size_t argc, const resp_arg *argv)
     }
 }
 
-static void strlenCommand(client *c, size_t argc, const resp_arg *argv)
+static void strlenRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                       resp_buf *out)
 {
     storage_slice v;
     bool found;
-    resp_buf *out = lookup_or_reply(c, &argv[1], NULL, &v, &found);
-    if (out != NULL) resp_add_integer(out, found ? (long long)v.len : 0);
+    if (lookup_or_reply(t, &argv[1], NULL, &v, &found, out)) resp_add_integer(out, found ? (long long)v.len : 0);
 }
 
 /* ---- SET --------------------------------------------------------------- */
@@ -254,12 +252,15 @@ static int appendApply(apply_ctx *a, size_t argc, const resp_arg *argv,
 }
 
 const command string_commands[] = {
-    {"get", 2, CMD_READ | CMD_FAST, getCommand, NULL, NULL, 1, 1, 1,
-     "string", "Returns the string value of a key."},
-    {"mget", -2, CMD_READ | CMD_FAST, mgetCommand, NULL, NULL, 1, -1, 1,
-     "string", "Atomically returns the string values of one or more keys."},
-    {"strlen", 2, CMD_READ | CMD_FAST, strlenCommand, NULL, NULL, 1, 1, 1,
-     "string", "Returns the length of a string value."},
+    {"get", 2, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, 1, 1,
+     "string", "Returns the string value of a key.",
+     .read = getRead},
+    {"mget", -2, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, -1, 1,
+     "string", "Atomically returns the string values of one or more keys.",
+     .read = mgetRead},
+    {"strlen", 2, CMD_READ | CMD_FAST, NULL, NULL, NULL, 1, 1, 1,
+     "string", "Returns the length of a string value.",
+     .read = strlenRead},
     {"set", -3, CMD_WRITE | CMD_DENYOOM, NULL, setCheck, setApply, 1, 1, 1, "string",
      "Sets the string value of a key (NX, XX, GET; no expiry)."},
     {"setnx", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, NULL, NULL, setnxApply, 1, 1, 1,
