@@ -205,19 +205,22 @@ void reply_listing(resp_buf *out, int rc, const resp_buf *items, size_t n,
 
 static void replyUnknownCommand(resp_buf *b, size_t argc, const resp_arg *argv)
 {
-    /* Redis: "ERR unknown command 'x', with args beginning with: 'a' 'b' " */
-    char msg[512];
-    int off = snprintf(msg, sizeof msg, "ERR unknown command '%.*s', with "
-                       "args beginning with: ", (int)(argv[0].len > 128
-                       ? 128 : argv[0].len), argv[0].ptr);
-    for (size_t i = 1; i < argc && off < (int)sizeof msg - 1; i++) {
-        int n = snprintf(msg + off, sizeof msg - (size_t)off, "'%.*s' ",
-                         (int)(argv[i].len > 128 ? 128 : argv[i].len),
+    /* Redis: "ERR unknown command 'x', with args beginning with: 'a' 'b' ",
+     * the name cut at 128 bytes and the arguments part at about 128. */
+    char args[160];
+    size_t len = 0;
+    for (size_t i = 1; i < argc && len < 128; i++) {
+        size_t room = 128 - len;
+        int n = snprintf(args + len, sizeof args - len, "'%.*s' ",
+                         (int)(argv[i].len < room ? argv[i].len : room),
                          argv[i].ptr);
-        if (n < 0 || off + n >= (int)sizeof msg) break;
-        off += n;
+        if (n < 0) break;
+        len += (size_t)n < sizeof args - len ? (size_t)n : sizeof args - len - 1;
     }
-    resp_add_error(b, msg);
+    args[len] = '\0';
+    resp_add_errorf(b, "ERR unknown command '%.*s', with args beginning with: "
+                    "%s", (int)(argv[0].len > 128 ? 128 : argv[0].len),
+                    argv[0].ptr, args);
 }
 
 /* Map a raft-side failure to the client-visible error. */

@@ -203,7 +203,7 @@ static int applyOption(config *cfg, int code, const char *val,
             if (copyString(cfg->bind, sizeof cfg->bind, val) != 0) goto bad;
             return 0;
         case OPT_PORT:
-            if (parseUnsigned(val, 65535, &v) != 0) goto bad;
+            if (parseUnsigned(val, 65535, &v) != 0 || v == 0) goto bad;
             cfg->port = (int)v;
             return 0;
         case OPT_RAFT_PORT:

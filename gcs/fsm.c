@@ -155,7 +155,11 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
         Gcs__Command *msg = gcs__command__unpack(NULL, cmds[i].len,
                                                  cmds[i].data);
         if (msg == NULL) {
-            resp_add_error(&replies, "ERR malformed command in the log");
+            /* Only our own proposals reach the log, so this is protobuf-c
+             * running out of memory, not bad input: skipping the command
+             * would make this member differ from the others. */
+            rc = STORAGE_ENOMEM;
+            goto abort;
         } else {
             rc = applyCommand(&a, msg, &replies);
             gcs__command__free_unpacked(msg, NULL);

@@ -148,20 +148,26 @@ int main(int argc, char **argv)
     };
     rglue_fsm hooks;
     fsm_raft_hooks(&a.state, &hooks);
-    rc = rglue_start(&rc_cfg, &hooks, &a.raft, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "gcsd: cannot start the raft member: %s\n", err);
-        fsm_close(&a.state);
-        return 1;
-    }
-    if (server_start(&a.srv, &a.loop, &a.cfg, &a.state, a.raft, err,
+    /* The server's loop hooks start before rglue's, so that libuv (which
+     * runs prepare handles newest first) flushes replies after rglue's
+     * pump has produced them in the same iteration. Nothing runs before
+     * uv_run, so the server never sees a NULL raft. */
+    if (server_start(&a.srv, &a.loop, &a.cfg, &a.state, NULL, err,
                      sizeof err) != 0) {
         fprintf(stderr, "gcsd: %s\n", err);
-        rglue_stop(a.raft, NULL, NULL);
         uv_run(&a.loop, UV_RUN_DEFAULT);
         fsm_close(&a.state);
         return 1;
     }
+    rc = rglue_start(&rc_cfg, &hooks, &a.raft, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "gcsd: cannot start the raft member: %s\n", err);
+        server_close(&a.srv, NULL);
+        uv_run(&a.loop, UV_RUN_DEFAULT);
+        fsm_close(&a.state);
+        return 1;
+    }
+    a.srv.raft = a.raft;
     uv_signal_init(&a.loop, &a.sigterm);
     uv_signal_init(&a.loop, &a.sigint);
     a.sigterm.data = a.sigint.data = &a;

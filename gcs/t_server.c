@@ -152,7 +152,7 @@ static void helloCommand(client *c, size_t argc, const resp_arg *argv)
     if (!(c->flags & CLIENT_AUTHENTICATED)) {
         resp_add_error(out, "NOAUTH HELLO must be called with the client "
                             "already authenticated, otherwise the HELLO "
-                            "<proto> AUTH <user> <pass> option can be used to "
+                            "AUTH <user> <pass> option can be used to "
                             "authenticate the client and select the RESP "
                             "protocol version at the same time");
         return;
@@ -199,6 +199,29 @@ static void quitCommand(client *c, size_t argc, const resp_arg *argv)
 {
     resp_add_status(client_reply(c), "OK");
     client_close_after_reply(c);
+}
+
+/* Redis 7's reply for a bad subcommand of @cmd: a wrong argument count for
+ * one it knows (listed in @known, NULL-terminated), else an unknown one. */
+static void replySubcommandError(resp_buf *out, const char *cmd,
+                                 const resp_arg *sub, const char *const *known)
+{
+    int n = (int)(sub->len > 64 ? 64 : sub->len);
+    for (size_t i = 0; known[i] != NULL; i++) {
+        if (arg_equals(sub, known[i])) {
+            resp_add_errorf(out, "ERR wrong number of arguments for '%s|%s' "
+                            "command", cmd, known[i]);
+            return;
+        }
+    }
+    char upper[16];
+    size_t k = 0;
+    for (; cmd[k] != '\0' && k < sizeof upper - 1; k++) {
+        upper[k] = (char)(cmd[k] >= 'a' && cmd[k] <= 'z' ? cmd[k] - 32 : cmd[k]);
+    }
+    upper[k] = '\0';
+    resp_add_errorf(out, "ERR unknown subcommand '%.*s'. Try %s HELP.", n,
+                    sub->ptr, upper);
 }
 
 /* ---- CLIENT ------------------------------------------------------------ */
@@ -254,7 +277,16 @@ static void clientCommand(client *c, size_t argc, const resp_arg *argv)
         size_t firstId = 0;
         bool onlyNone = false;
         if (argc >= 4 && arg_equals(&argv[2], "type")) {
-            if (!arg_equals(&argv[3], "normal")) onlyNone = true;
+            if (arg_equals(&argv[3], "replica") || arg_equals(&argv[3], "master") ||
+                arg_equals(&argv[3], "pubsub") || arg_equals(&argv[3], "slave")) {
+                onlyNone = true; /* gcsd has no such connections */
+            } else if (!arg_equals(&argv[3], "normal")) {
+                resp_add_errorf(out, "ERR Unknown client type '%.*s'",
+                                (int)(argv[3].len > 64 ? 64 : argv[3].len),
+                                argv[3].ptr);
+                resp_buf_free(&lines);
+                return;
+            }
             if (argc > 4) {
                 resp_add_error(out, ERR_SYNTAX);
                 resp_buf_free(&lines);
@@ -267,17 +299,25 @@ static void clientCommand(client *c, size_t argc, const resp_arg *argv)
             resp_buf_free(&lines);
             return;
         }
+        /* Parse the ids once: the list may be long. */
+        size_t nIds = firstId ? argc - firstId : 0;
+        uint64_t *ids = nIds ? calloc(nIds, sizeof *ids) : NULL;
+        for (size_t i = 0; i < nIds; i++) {
+            if (!parse_u64(argv[firstId + i].ptr, argv[firstId + i].len,
+                           &ids[i]) || ids[i] == 0) {
+                resp_add_error(out, "ERR Invalid client ID");
+                free(ids);
+                resp_buf_free(&lines);
+                return;
+            }
+        }
         for (client *o = c->srv->clients; o != NULL && !onlyNone;
              o = o->next) {
-            bool want = firstId == 0;
-            for (size_t i = firstId; firstId && i < argc; i++) {
-                uint64_t id;
-                if (parse_u64(argv[i].ptr, argv[i].len, &id) && id == o->id) {
-                    want = true;
-                }
-            }
+            bool want = nIds == 0;
+            for (size_t i = 0; i < nIds && !want; i++) want = ids[i] == o->id;
             if (want && !(o->flags & CLIENT_CLOSING)) clientDescribe(o, &lines);
         }
+        free(ids);
         resp_add_bulk(out, lines.data, lines.len);
         resp_buf_free(&lines);
     } else if ((arg_equals(sub, "setinfo") && argc == 4) ||
@@ -301,9 +341,10 @@ static void clientCommand(client *c, size_t argc, const resp_arg *argv)
             resp_add_status(out, lines[i]);
         }
     } else {
-        resp_add_errorf(out, "ERR unknown subcommand or wrong number of "
-                        "arguments for '%.*s'. Try CLIENT HELP.",
-                        (int)(sub->len > 64 ? 64 : sub->len), sub->ptr);
+        static const char *const known[] = {"id", "getname", "setname",
+                                            "info", "list", "setinfo",
+                                            "no-evict", "no-touch", NULL};
+        replySubcommandError(out, "client", sub, known);
     }
 }
 
@@ -372,7 +413,7 @@ static void commandCommand(client *c, size_t argc, const resp_arg *argv)
         for (size_t i = 2; i < argc; i++) {
             const command *cmd = command_lookup(argv[i].ptr, argv[i].len);
             if (cmd) commandInfo(cmd, out);
-            else resp_add_null_array(out);
+            else resp_add_null(out);
         }
     } else if (arg_equals(sub, "docs")) {
         /* A flat name/doc map, as RESP2 carries maps. */
@@ -399,9 +440,9 @@ static void commandCommand(client *c, size_t argc, const resp_arg *argv)
             resp_add_bulk_str(out, command_at(i)->name);
         }
     } else {
-        resp_add_errorf(out, "ERR unknown subcommand or wrong number of "
-                        "arguments for '%.*s'. Try COMMAND HELP.",
-                        (int)(sub->len > 64 ? 64 : sub->len), sub->ptr);
+        static const char *const known[] = {"count", "info", "docs", "list",
+                                            NULL};
+        replySubcommandError(out, "command", sub, known);
     }
 }
 
@@ -659,10 +700,8 @@ static void configCommand(client *c, size_t argc, const resp_arg *argv)
         memset(&c->srv->stats, 0, sizeof c->srv->stats);
         resp_add_status(out, "OK");
     } else {
-        resp_add_errorf(out, "ERR unknown subcommand or wrong number of "
-                        "arguments for '%.*s'. Try CONFIG HELP.",
-                        (int)(argv[1].len > 64 ? 64 : argv[1].len),
-                        argv[1].ptr);
+        static const char *const known[] = {"get", "set", "resetstat", NULL};
+        replySubcommandError(out, "config", &argv[1], known);
     }
 }
 

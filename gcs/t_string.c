@@ -6,6 +6,9 @@
 
 #include "command.h"
 
+/* Largest string APPEND may build: Redis's default proto-max-bulk-len. */
+#define STRING_MAX_LEN (512u * 1024 * 1024)
+
 /* ---- reads ------------------------------------------------------------- */
 
 static void getRead(storage_txn *t, size_t argc, const resp_arg *argv,
@@ -239,6 +242,13 @@ static int appendApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     if (rc != 0) return rc;
     size_t oldLen = found ? cur.len : 0;
     size_t total = oldLen + argv[2].len;
+    /* A fixed cap, the same on every member (unlike the local
+     * --proto-max-bulk-len), keeps apply deterministic. */
+    if (total > STRING_MAX_LEN) {
+        resp_add_error(reply, "ERR string exceeds maximum allowed size "
+                              "(proto-max-bulk-len)");
+        return 0;
+    }
     char *buf = malloc(total > 0 ? total : 1);
     if (buf == NULL) return STORAGE_ENOMEM;
     if (oldLen > 0) memcpy(buf, cur.data, oldLen);

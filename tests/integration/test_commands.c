@@ -73,6 +73,12 @@ Test(commands, client)
     cr_assert_not_null(strstr(r->str, want));
     cr_assert_not_null(strstr(r->str, "name=ray-gcs "));
     freeReplyObject(r);
+    EXPECT_ERROR(c, "ERR unknown subcommand 'FOO'. Try CLIENT HELP.",
+                 "CLIENT FOO");
+    EXPECT_ERROR(c, "ERR wrong number of arguments for 'client|id' command",
+                 "CLIENT ID x");
+    EXPECT_ERROR(c, "ERR Unknown client type 'foo'", "CLIENT LIST TYPE foo");
+    EXPECT_ERROR(c, "ERR Invalid client ID", "CLIENT LIST ID abc");
     r = harness_cmd(c, "CLIENT INFO");
     cr_assert_eq(r->type, REDIS_REPLY_STRING);
     cr_assert(strncmp(r->str, want, strlen(want)) == 0);
@@ -106,6 +112,12 @@ Test(commands, info_and_config)
     cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
     cr_assert_gt(r->integer, 40);
     freeReplyObject(r);
+    r = harness_cmd(c, "COMMAND INFO nosuch");
+    cr_assert_eq(r->elements, 1);
+    cr_assert_eq(r->element[0]->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    EXPECT_ERROR(c, "ERR wrong number of arguments for 'config|get' command",
+                 "CONFIG GET");
     r = harness_cmd(c, "COMMAND INFO get hset");
     cr_assert_eq(r->elements, 2);
     cr_assert_str_eq(r->element[0]->element[0]->str, "get");
