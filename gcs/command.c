@@ -171,6 +171,23 @@ static void execRead(client *c, const command *cmd, size_t argc,
     cmd->read(t, argc, argv, out);
 }
 
+bool add_or_reply(bool found, storage_slice cur, long long delta,
+                  const char *not_int_err, long long *sum, resp_buf *reply)
+{
+    long long value = 0;
+    if (found && !parse_ll(cur.data, cur.len, &value)) {
+        resp_add_error(reply, not_int_err);
+        return false;
+    }
+    if ((delta < 0 && value < 0 && delta < LLONG_MIN - value) ||
+        (delta > 0 && value > 0 && delta > LLONG_MAX - value)) {
+        resp_add_error(reply, ERR_OVERFLOW);
+        return false;
+    }
+    *sum = value + delta;
+    return true;
+}
+
 bool lookup_or_reply(storage_txn *t, const resp_arg *key,
                      const resp_arg *field, storage_slice *value, bool *found,
                      resp_buf *out)

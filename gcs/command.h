@@ -119,6 +119,12 @@ int scan_args_or_reply(size_t argc, const resp_arg *argv, size_t first,
 void reply_listing(resp_buf *out, int rc, const resp_buf *items, size_t n,
                    bool cursor, uint64_t next);
 
+/* INCRBY / HINCRBY arithmetic: the integer in @cur (0 when !@found) plus
+ * @delta into *sum. Returns true, or false after replying @not_int_err (the
+ * stored value is not an integer) or Redis's overflow error into @reply. */
+bool add_or_reply(bool found, storage_slice cur, long long delta,
+                  const char *not_int_err, long long *sum, resp_buf *reply);
+
 /* Read the string @key (when @field is NULL) or the field @field of hash
  * @key. Returns true, or false after replying the error (WRONGTYPE, storage
  * failure) into @out. */

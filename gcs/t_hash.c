@@ -1,6 +1,6 @@
 /* Hash commands: HSET HSETNX HMSET HGET HMGET HDEL HEXISTS HLEN HKEYS HVALS
  * HGETALL HINCRBY HSTRLEN HSCAN, as Redis 7 answers them. */
-#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "command.h"
@@ -256,25 +256,16 @@ static int hincrbyApply(apply_ctx *a, size_t argc, const resp_arg *argv,
         return 0;
     }
     if (rc != 0) return rc;
-    long long value = 0;
-    if (found && !parse_ll(cur.data, cur.len, &value)) {
-        resp_add_error(reply, "ERR hash value is not an integer");
+    long long value;
+    if (!add_or_reply(found, cur, delta, "ERR hash value is not an integer",
+                      &value, reply)) {
         return 0;
     }
-    if ((delta < 0 && value < 0 && delta < LLONG_MIN - value) ||
-        (delta > 0 && value > 0 && delta > LLONG_MAX - value)) {
-        resp_add_error(reply, ERR_OVERFLOW);
-        return 0;
-    }
-    value += delta;
-    resp_buf num;
-    resp_buf_init(&num);
-    resp_add_integer(&num, value);
-    storage_slice digits = {num.data + 1, num.len - 3};
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%lld", value);
     rc = storage_hash_set(a->txn, arg_slice(&argv[1]), arg_slice(&argv[2]),
-                          digits, NULL);
-    if (rc == 0) resp_add_raw(reply, num.data, num.len);
-    resp_buf_free(&num);
+                          (storage_slice){digits, (size_t)n}, NULL);
+    if (rc == 0) resp_add_integer(reply, value);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 /* String commands: GET SET SETNX MGET MSET INCR INCRBY DECR DECRBY STRLEN
  * APPEND. Replies and errors as Redis 7 gives them. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,24 +208,14 @@ static int counterApply(apply_ctx *a, size_t argc, const resp_arg *argv,
         return 0;
     }
     if (rc != 0) return rc;
-    long long value = 0;
-    if (found && !parse_ll(cur.data, cur.len, &value)) {
-        resp_add_error(reply, ERR_NOT_INTEGER);
+    long long value;
+    if (!add_or_reply(found, cur, delta, ERR_NOT_INTEGER, &value, reply)) {
         return 0;
     }
-    if ((delta < 0 && value < 0 && delta < LLONG_MIN - value) ||
-        (delta > 0 && value > 0 && delta > LLONG_MAX - value)) {
-        resp_add_error(reply, ERR_OVERFLOW);
-        return 0;
-    }
-    value += delta;
-    resp_buf num;
-    resp_buf_init(&num);
-    resp_add_integer(&num, value); /* ":<digits>\r\n" */
-    storage_slice digits = {num.data + 1, num.len - 3};
-    rc = storage_string_set(a->txn, key, digits);
-    if (rc == 0) resp_add_raw(reply, num.data, num.len);
-    resp_buf_free(&num);
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%lld", value);
+    rc = storage_string_set(a->txn, key, (storage_slice){digits, (size_t)n});
+    if (rc == 0) resp_add_integer(reply, value);
     return rc;
 }
 
