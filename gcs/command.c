@@ -274,6 +274,10 @@ static void replyRaftError(resp_buf *b, int rc)
 static void onWriteDone(void *arg, int status, const void *reply, size_t len)
 {
     reply_slot *slot = arg;
+    /* Errors decided by the state machine (WRONGTYPE, overflow) count too. */
+    if (status != 0 || (len > 0 && *(const char *)reply == '-')) {
+        slot->srv->stats.commands_failed++;
+    }
     if (status == 0) resp_add_raw(&slot->reply, reply, len);
     else replyRaftError(&slot->reply, status);
     client_slot_done(slot);

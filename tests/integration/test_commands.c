@@ -190,6 +190,12 @@ Test(commands, counters)
     EXPECT_ERROR(c, WRONGTYPE, "INCR h");
     EXPECT_ERROR(c, "ERR wrong number of arguments for 'incrby' command",
                  "INCRBY ctr");
+    /* Every error above counts, those decided at apply included. */
+    redisReply *r = harness_cmd(c, "INFO stats");
+    const char *line = strstr(r->str, "total_error_replies:");
+    cr_assert_not_null(line);
+    cr_assert_eq(atoi(line + strlen("total_error_replies:")), 10, "%s", line);
+    freeReplyObject(r);
 }
 
 Test(commands, hashes)
