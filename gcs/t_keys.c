@@ -1,24 +1,27 @@
 /* Keyspace commands: DEL UNLINK EXISTS TYPE KEYS SCAN DBSIZE FLUSHALL
  * FLUSHDB. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "command.h"
 #include "glob.h"
 
-/* Accept what Redis's strtoul-based cursor parsing accepts: decimal digits
- * fitting 64 bits. */
+/* Redis's cursor parsing: strtoul semantics ("+5", "-1" wrapping, "" as 0),
+ * no leading space, nothing after the digits, no overflow. */
 static bool parseCursor(const resp_arg *a, uint64_t *out)
 {
-    if (a->len == 0 || a->len > 20) return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < a->len; i++) {
-        char ch = a->ptr[i];
-        if (ch < '0' || ch > '9') return false;
-        unsigned d = (unsigned)(ch - '0');
-        if (v > (UINT64_MAX - d) / 10) return false;
-        v = v * 10 + d;
-    }
+    char buf[32];
+    if (a->len >= sizeof buf) return false;
+    memcpy(buf, a->ptr, a->len);
+    buf[a->len] = '\0';
+    if (strlen(buf) != a->len || isspace((unsigned char)buf[0])) return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (*end != '\0' || errno == ERANGE) return false;
     *out = v;
     return true;
 }
