@@ -104,7 +104,9 @@ static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
         if (argv == NULL) return STORAGE_ENOMEM;
     }
     for (size_t i = 0; i < msg->n_argv; i++) {
-        argv[i].ptr = (const char *)msg->argv[i].data;
+        /* protobuf-c gives an empty bytes field a NULL pointer; handlers may
+         * memcpy from any argument, and memcpy from NULL is undefined. */
+        argv[i].ptr = msg->argv[i].data ? (const char *)msg->argv[i].data : "";
         argv[i].len = msg->argv[i].len;
     }
     int rc = 0;
