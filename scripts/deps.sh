@@ -24,6 +24,7 @@ PACKAGES=(
   redis-tools redis-server python3 python3-redis
   liblz4-dev autoconf automake libtool dpkg-dev ca-certificates
   clang iproute2 procps
+  libclang-rt-14-dev
 )
 
 RAFT_VERSION=0.22.1                # upstream version we want

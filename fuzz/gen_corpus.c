@@ -1,0 +1,663 @@
+/* fuzz_gen_corpus: writes the seed corpora of the fuzz targets.
+ *
+ *   build-fuzz/fuzz/fuzz_gen_corpus fuzz/corpus
+ *
+ * creates <dir>/fuzz_resp, fuzz_glob, fuzz_dump and fuzz_commands and fills
+ * them with small inputs in each target's format (see the top of each
+ * fuzz_*.c). Dumps come from storage_dump of small real stores, plus a few
+ * hand-assembled variants. Deterministic: same program, same files. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "fsm.h"
+#include "storage.h"
+
+static const char *root;
+
+__attribute__((noreturn)) static void die(const char *what)
+{
+    fprintf(stderr, "fuzz_gen_corpus: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void write_file(const char *target, const char *name, const void *p,
+                       size_t n)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", root, target);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        die(path);
+    snprintf(path, sizeof path, "%s/%s/%s", root, target, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        die(path);
+    if (n > 0 && fwrite(p, 1, n, f) != n)
+        die(path);
+    if (fclose(f) != 0)
+        die(path);
+}
+
+/* ---- a byte builder ----------------------------------------------------- */
+
+typedef struct bytes {
+    uint8_t *p;
+    size_t n, cap;
+} bytes;
+
+static void put(bytes *b, const void *p, size_t n)
+{
+    if (b->cap - b->n < n) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap - b->n < n)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        if (b->p == NULL)
+            die("realloc");
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+static void put_u8(bytes *b, uint8_t v)
+{
+    put(b, &v, 1);
+}
+
+static void put_be(bytes *b, uint64_t v, size_t n)
+{
+    uint8_t tmp[8];
+    for (size_t i = n; i-- > 0;) {
+        tmp[i] = (uint8_t)v;
+        v >>= 8;
+    }
+    put(b, tmp, n);
+}
+
+/* ---- fuzz_resp: 4 control bytes, then the stream ------------------------- */
+
+static void resp_seed(const char *name, uint8_t flags, uint32_t seed,
+                      const char *stream, size_t len)
+{
+    bytes b = {0};
+    put_u8(&b, flags);
+    put_u8(&b, (uint8_t)seed);
+    put_u8(&b, (uint8_t)(seed >> 8));
+    put_u8(&b, (uint8_t)(seed >> 16));
+    put(&b, stream, len);
+    write_file("fuzz_resp", name, b.p, b.n);
+    free(b.p);
+}
+
+#define RESP(name, flags, seed, lit) \
+    resp_seed(name, flags, seed, lit, sizeof(lit) - 1)
+
+static void gen_resp(void)
+{
+    /* flags: 1 unauthenticated, 2 small limits, 4 flip per request,
+     * 8 flip per call, 0x00/0x10/0x20/0x30 pieces of <= 4/64/1024/all */
+    RESP("set_get", 0x30, 1,
+         "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"
+         "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n");
+    RESP("set_get_bytewise", 0x00, 7,
+         "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"
+         "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n");
+    RESP("pipeline", 0x10, 99,
+         "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"
+         "*3\r\n$6\r\nINCRBY\r\n$1\r\nn\r\n$2\r\n-5\r\n"
+         "*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    RESP("inline_ping", 0x30, 0, "PING\r\n");
+    RESP("inline_lf_only", 0x00, 3, "PING\nECHO hi\n");
+    RESP("inline_quotes", 0x10, 5,
+         "SET \"a b\" 'c\\'d' \"\\x41\\n\\t\\r\\\\\"\r\n");
+    RESP("inline_unbalanced", 0x30, 0, "SET \"abc\r\n");
+    RESP("inline_quote_then_char", 0x30, 0, "SET \"a\"b c\r\n");
+    RESP("inline_empty_lines", 0x00, 11, "\r\n\n  \r\nPING\r\n");
+    RESP("inline_nul", 0x30, 0, "PI\0NG\r\n");
+    RESP("empty_multibulk", 0x30, 0, "*0\r\n*-1\r\n*-5\r\n*1\r\n$0\r\n\r\n");
+    RESP("bad_count", 0x30, 0, "*abc\r\n");
+    RESP("bad_count_plus", 0x30, 0, "*+1\r\n$1\r\na\r\n");
+    RESP("bad_count_zero_lead", 0x30, 0, "*01\r\n$1\r\na\r\n");
+    RESP("count_too_big", 0x30, 0, "*2147483648\r\n");
+    RESP("expected_dollar", 0x30, 0, "*1\r\n+foo\r\n");
+    RESP("bad_bulk_len", 0x30, 0, "*1\r\n$-1\r\n");
+    RESP("bulk_too_big", 0x30, 0, "*1\r\n$536870913\r\n");
+    RESP("bulk_huge", 0x30, 0, "*1\r\n$99999999999999999999\r\n");
+    RESP("bulk_pending", 0x10, 17, "*1\r\n$100\r\nabc");
+    RESP("bulk_crlf_unchecked", 0x30, 0, "*2\r\n$1\r\naXY$1\r\nbZZ");
+    RESP("unauth_args", 0x31, 0,
+         "*11\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n"
+         "$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n");
+    RESP("unauth_bulk", 0x31, 0, "*2\r\n$4\r\nAUTH\r\n$16385\r\n");
+    RESP("unauth_then_auth", 0x35, 0,
+         "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*11\r\n$1\r\na\r\n");
+    RESP("small_limits", 0x12, 0x1234,
+         "*3\r\n$3\r\nSET\r\n$10\r\n0123456789\r\n$1\r\nv\r\n");
+    RESP("small_limits_inline", 0x22, 0x0400,
+         "SET aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa b\r\n");
+    RESP("flip_per_call", 0x08, 3,
+         "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
+    RESP("cr_at_end", 0x00, 2, "*1\r");
+    RESP("ray_hset", 0x20, 77,
+         "*4\r\n$4\r\nHSET\r\n$16\r\nRAY_NS@ACTOR_TBL\r\n$4\r\n\x01\x02\x00\xff"
+         "\r\n$6\r\n\x0a\x04\x08\x01\x10\x02\r\n"
+         "*7\r\n$5\r\nHSCAN\r\n$16\r\nRAY_NS@ACTOR_TBL\r\n$1\r\n0\r\n"
+         "$5\r\nMATCH\r\n$2\r\n\x01*\r\n$5\r\nCOUNT\r\n$3\r\n100\r\n");
+    RESP("mixed_inline_multibulk", 0x10, 5,
+         "PING\r\n*1\r\n$4\r\nPING\r\nECHO x\r\n");
+
+    /* A request with many arguments, over RESP_ARGV_INITIAL growth. */
+    bytes b = {0};
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "*%d\r\n", 1100);
+    put(&b, tmp, (size_t)n);
+    for (int i = 0; i < 1100; i++)
+        put(&b, "$1\r\nx\r\n", 7);
+    resp_seed("many_args", 0x30, 0, (const char *)b.p, b.n);
+    free(b.p);
+}
+
+/* ---- fuzz_glob: [u16 le pattern length][mode][count][pattern][string] --- */
+
+static void glob_seed_rep(const char *name, const char *pat, size_t plen,
+                          const char *str, size_t slen, int count)
+{
+    bytes b = {0};
+    put_u8(&b, (uint8_t)plen);
+    put_u8(&b, (uint8_t)(plen >> 8));
+    put_u8(&b, count > 0 ? 0xff : 0); /* 0xff: repeat 8 * (count + 1) times */
+    put_u8(&b, (uint8_t)(count > 0 ? count - 1 : 0));
+    put(&b, pat, plen);
+    put(&b, str, slen);
+    write_file("fuzz_glob", name, b.p, b.n);
+    free(b.p);
+}
+
+static void glob_seed(const char *name, const char *pat, size_t plen,
+                      const char *str, size_t slen)
+{
+    glob_seed_rep(name, pat, plen, str, slen, 0);
+}
+
+#define GLOB(name, pat, str) \
+    glob_seed(name, pat, sizeof(pat) - 1, str, sizeof(str) - 1)
+
+static void gen_glob(void)
+{
+    GLOB("star", "*", "anything");
+    GLOB("star_empty", "*", "");
+    GLOB("empty_empty", "", "");
+    GLOB("question", "h?llo", "hello");
+    GLOB("class", "h[ae]llo", "hallo");
+    GLOB("class_neg", "h[^e]llo", "hbllo");
+    GLOB("range", "h[a-b]llo", "hbllo");
+    GLOB("range_reversed", "[z-a]", "m");
+    GLOB("range_nocase", "[A-Z]x", "qX");
+    GLOB("range_odd_nocase", "[Z-a]", "_");
+    GLOB("escaped_star", "a\\*b", "a*b");
+    GLOB("escape_in_class", "[\\]]", "]");
+    GLOB("escape_in_class_case", "[\\A]", "a");
+    GLOB("empty_class", "[]]", "]");
+    GLOB("unterminated_class", "[abc", "c");
+    GLOB("unterminated_neg", "[^", "x");
+    GLOB("lone_bracket", "[", "[");
+    GLOB("trailing_backslash", "ab\\", "ab\\");
+    GLOB("range_to_bracket", "[a-]", "]");
+    GLOB("many_stars", "*a*b*c*d*", "xxaxxbxxcxxdxx");
+    GLOB("star_backtrack", "*ab", "aaaaaaaaaaaaaaaaaaaaaab");
+    GLOB("stars_run", "a***b", "ab");
+    GLOB("star_question_end", "a*?", "a");
+    GLOB("high_bytes", "[\x80-\xff]", "\xc3");
+    GLOB("high_bytes_nocase", "\xc3*", "\xc3\xa9t\xc3\xa9");
+    GLOB("nul_bytes", "a\0*", "a\0b");
+    GLOB("ray_prefix", "RAY_NS@ACTOR*", "RAY_NS@ACTOR:0a1b");
+    GLOB("ray_binary", "\x01\x02*", "\x01\x02\x03\x04");
+    GLOB("keys_colon", "*:job:*", "ns:job:0001");
+    GLOB("mixed", "?[a-c]*\\?[^x-z]", "za-long-string?q");
+
+    /* Around Redis's recursion limit of 1000 star groups: "*a" repeated
+     * 8 * 125 = 1000 times (matches 1000 a's) and 8 * 126 = 1008 times (never
+     * matches), then "*a*a" 8 * 63 = 504 times (1008 groups), written out. */
+    glob_seed_rep("nesting_1000", "*a", 2, "a", 1, 125);
+    glob_seed_rep("nesting_1008", "*a", 2, "a", 1, 126);
+    glob_seed_rep("nesting_1008_class", "*[a]*?", 6, "ab", 2, 63);
+    bytes p = {0}, s = {0};
+    for (int i = 0; i < 1001; i++)
+        put(&p, "*a", 2);
+    for (int i = 0; i < 1100; i++)
+        put(&s, "a", 1);
+    glob_seed("nesting_1001_plain", (const char *)p.p, p.n,
+              (const char *)s.p, s.n);
+    free(p.p);
+    free(s.p);
+}
+
+/* ---- fuzz_dump ----------------------------------------------------------- */
+
+static storage *open_store(char *dir, size_t dirlen)
+{
+    snprintf(dir, dirlen, "/tmp/gcsd-gen-corpus-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        die("mkdtemp");
+    storage_options opts = {.map_size = 16u << 20};
+    storage *s;
+    char err[256];
+    if (storage_open(dir, &opts, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "fuzz_gen_corpus: storage_open: %s\n", err);
+        exit(1);
+    }
+    return s;
+}
+
+static void close_store(storage *s, const char *dir)
+{
+    storage_close(s);
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static storage_slice sl(const char *s)
+{
+    return (storage_slice){s, strlen(s)};
+}
+
+static void dump_to(storage *s, const char *name, bytes *keep)
+{
+    storage_txn *t;
+    void *buf;
+    size_t len;
+    if (storage_begin(s, false, &t) != 0 || storage_dump(t, &buf, &len) != 0)
+        die("dump");
+    storage_abort(t);
+    write_file("fuzz_dump", name, buf, len);
+    if (keep != NULL) {
+        keep->n = 0;
+        put(keep, buf, len);
+    }
+    free(buf);
+}
+
+static void must(int rc)
+{
+    if (rc != 0) {
+        fprintf(stderr, "fuzz_gen_corpus: storage: %s\n",
+                storage_strerror(rc));
+        exit(1);
+    }
+}
+
+/* A dump assembled by hand: @ntables tables from @names, each with the
+ * given entries, checksummed. */
+typedef struct entry {
+    const void *k;
+    size_t klen;
+    const void *v;
+    size_t vlen;
+} entry;
+
+static void put_table(bytes *b, const char *name, const entry *e, size_t n)
+{
+    put_u8(b, (uint8_t)strlen(name));
+    put(b, name, strlen(name));
+    put_be(b, n, 8);
+    for (size_t i = 0; i < n; i++) {
+        put_be(b, e[i].klen, 4);
+        put(b, e[i].k, e[i].klen);
+        put_be(b, e[i].vlen, 8);
+        put(b, e[i].v, e[i].vlen);
+    }
+}
+
+static void put_header(bytes *b, uint64_t index)
+{
+    put(b, "GCSDUMP1", 8);
+    put_be(b, 1, 4);
+    put_be(b, 0, 4);
+    put_be(b, index, 8);
+}
+
+static void put_trailer(bytes *b)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < b->n; i++) {
+        h ^= b->p[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    put_be(b, h, 8);
+}
+
+static void gen_dump(void)
+{
+    char dir[64];
+    storage *s = open_store(dir, sizeof dir);
+    storage_txn *t;
+    bytes real = {0};
+
+    dump_to(s, "empty", NULL);
+
+    must(storage_begin(s, true, &t));
+    must(storage_meta_set(t, STORAGE_META_APPLIED_INDEX, 7));
+    must(storage_string_set(t, sl("greeting"), sl("hello")));
+    must(storage_string_set(t, sl("n"), sl("42")));
+    must(storage_string_set(t, sl(""), sl("empty name")));
+    must(storage_hash_set(t, sl("h"), sl("f1"), sl("v1"), NULL));
+    must(storage_hash_set(t, sl("h"), sl("f2"), sl(""), NULL));
+    must(storage_commit(t));
+    dump_to(s, "small", &real);
+
+    must(storage_begin(s, true, &t));
+    must(storage_meta_set(t, STORAGE_META_APPLIED_INDEX, 1234));
+    /* Ray-style tables: binary ids as fields. */
+    for (int i = 0; i < 6; i++) {
+        char field[8] = {(char)0x01, (char)i, 0, (char)0xff, 'i', 'd',
+                         (char)(0x80 + i), 0};
+        char value[5] = {0x0a, 0x03, 'a', 'b', (char)i};
+        must(storage_hash_set(t, sl("RAY_NS@ACTOR_TBL"),
+                              (storage_slice){field, sizeof field},
+                              (storage_slice){value, sizeof value}, NULL));
+    }
+    must(storage_hash_set(t, sl("RAY_NS@JOB_TBL"), sl("job1"), sl("x"),
+                          NULL));
+    must(storage_hash_delete(t, sl("h"), sl("f2"), NULL));
+    /* A name over LMDB's 511-byte key limit. */
+    char longname[600];
+    memset(longname, 'L', sizeof longname);
+    must(storage_string_set(t, (storage_slice){longname, sizeof longname},
+                            sl("long")));
+    must(storage_commit(t));
+    dump_to(s, "ray", NULL);
+
+    must(storage_begin(s, true, &t));
+    must(storage_meta_set(t, STORAGE_META_APPLIED_INDEX, 99));
+    for (int i = 0; i < 40; i++) {
+        char k[16], f[16];
+        snprintf(k, sizeof k, "key:%d", i);
+        must(storage_string_set(t, sl(k), sl(k + 4)));
+        snprintf(f, sizeof f, "field:%d", i);
+        must(storage_hash_set(t, sl("big"), sl(f), sl(f + 6), NULL));
+    }
+    must(storage_commit(t));
+    dump_to(s, "many", NULL);
+
+    must(storage_begin(s, true, &t));
+    must(storage_key_flush(t));
+    must(storage_commit(t));
+    dump_to(s, "flushed", NULL);
+    close_store(s, dir);
+
+    /* Damaged variants of the small dump. */
+    bytes v = {0};
+    put(&v, real.p, real.n);
+    v.p[v.n - 1] ^= 1;
+    write_file("fuzz_dump", "bad_checksum", v.p, v.n);
+    write_file("fuzz_dump", "truncated", real.p, real.n / 2);
+    v.n = 0;
+    put(&v, real.p, real.n);
+    v.p[8 + 3] = 2; /* version 2 */
+    write_file("fuzz_dump", "bad_version", v.p, v.n);
+
+    /* Hand-assembled: tables out of order, one missing, unknown, twice. */
+    static const uint8_t k1[18] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6,
+                                   7, 8, 0, 0};
+    static const uint8_t k2[18] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6,
+                                   7, 8, 0, 1};
+    static const uint8_t f1[18] = {0, 0, 0, 0, 0, 0, 0, 1, 9, 9, 9, 9, 9, 9,
+                                   9, 9, 0, 0};
+    static const uint8_t sval[] = {'s', 0, 0, 0, 1, 'a', 'v', 'a', 'l'};
+    static const uint8_t hval[] = {'h', 0, 0, 0, 1, 'b', 0, 0, 0, 0, 0, 0,
+                                   0, 1, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint8_t fval[] = {0, 0, 0, 1, 'f', 'v'};
+    static const uint8_t eight[8] = {0, 0, 0, 0, 0, 0, 0, 3};
+    entry meta[] = {{"applied_index", 13, eight, 8},
+                    {"key_count", 9, eight, 8}};
+    entry keys[] = {{k1, 18, sval, sizeof sval}, {k2, 18, hval, sizeof hval}};
+    entry fields[] = {{f1, 18, fval, sizeof fval}};
+
+    /* Two names sharing one hash group (seq 0 and 1). */
+    bytes d = {0};
+    put_header(&d, 3);
+    put_table(&d, "meta", meta, 2);
+    put_table(&d, "keys", keys, 2);
+    put_table(&d, "fields", fields, 1);
+    put_trailer(&d);
+    write_file("fuzz_dump", "crafted_group", d.p, d.n);
+
+    d.n = 0;
+    put_header(&d, 5);
+    put_table(&d, "fields", fields, 1);
+    put_table(&d, "meta", meta, 1);
+    put_trailer(&d);
+    write_file("fuzz_dump", "crafted_reordered", d.p, d.n);
+
+    d.n = 0;
+    put_header(&d, 5);
+    put_table(&d, "meta", meta, 1);
+    put_table(&d, "meta", meta, 1);
+    put_trailer(&d);
+    write_file("fuzz_dump", "crafted_twice", d.p, d.n);
+
+    d.n = 0;
+    put_header(&d, 5);
+    put_table(&d, "other", meta, 1);
+    put_trailer(&d);
+    write_file("fuzz_dump", "crafted_unknown", d.p, d.n);
+
+    d.n = 0;
+    put_header(&d, 5);
+    put_trailer(&d);
+    write_file("fuzz_dump", "crafted_no_tables", d.p, d.n);
+
+    free(d.p);
+    free(v.p);
+    free(real.p);
+}
+
+/* ---- fuzz_commands ------------------------------------------------------- */
+
+/* Commands separated by NULL; "|" as a word ends the log entry. */
+static void cmd_seed(const char *name, int flags, ...)
+{
+    bytes b = {0};
+    put_u8(&b, (uint8_t)flags);
+    va_list ap;
+    va_start(ap, flags);
+    const char *words[64];
+    size_t lens[64];
+    size_t n = 0;
+    for (;;) {
+        const char *w = va_arg(ap, const char *);
+        if (w == NULL || strcmp(w, "|") == 0 || strcmp(w, ";") == 0) {
+            if (n > 0) {
+                put_u8(&b, (uint8_t)(n | (w != NULL && w[0] == '|' ? 0x80
+                                                                   : 0)));
+                for (size_t i = 0; i < n; i++) {
+                    if (lens[i] >= 0xff) {
+                        put_u8(&b, 0xff);
+                        put_u8(&b, (uint8_t)lens[i]);
+                        put_u8(&b, (uint8_t)(lens[i] >> 8));
+                    } else {
+                        put_u8(&b, (uint8_t)lens[i]);
+                    }
+                    put(&b, words[i], lens[i]);
+                }
+            }
+            n = 0;
+            if (w == NULL)
+                break;
+            continue;
+        }
+        words[n] = w;
+        /* "\\xNN..." words may hold NULs: length prefix "#<len>:" */
+        if (w[0] == '#') {
+            char *end;
+            lens[n] = strtoul(w + 1, &end, 10);
+            words[n] = end + 1;
+        } else {
+            lens[n] = strlen(w);
+        }
+        n++;
+    }
+    va_end(ap);
+    write_file("fuzz_commands", name, b.p, b.n);
+    free(b.p);
+}
+
+/* ";" separates commands in one entry, "|" ends an entry. */
+static void gen_commands(void)
+{
+    cmd_seed("set_get", 0, "SET", "k", "v", "|", "GET", "k", "|", "STRLEN",
+             "k", NULL);
+    cmd_seed("set_options", 0, "SET", "k", "v", "NX", ";", "SET", "k", "w",
+             "XX", "GET", ";", "SET", "k", "x", "NX", "GET", ";", "SET", "k",
+             "y", "KEEPTTL", ";", "SET", "k", "z", "EX", "10", ";", "SET",
+             "k", "z", "BOGUS", ";", "GET", "k", NULL);
+    cmd_seed("setnx_mset_mget", 0, "SETNX", "a", "1", ";", "SETNX", "a", "2",
+             ";", "MSET", "b", "2", "c", "3", ";", "MSET", "b", ";", "MGET",
+             "a", "b", "c", "d", NULL);
+    cmd_seed("counters", 0, "INCR", "n", ";", "INCRBY", "n", "-7", ";",
+             "DECR", "n", ";", "DECRBY", "n", "-9223372036854775808", ";",
+             "INCRBY", "n", "9223372036854775807", ";", "INCRBY", "n", "1",
+             ";", "SET", "s", "abc", ";", "INCR", "s", ";", "INCRBY", "n",
+             "01", "|", "GET", "n", NULL);
+    cmd_seed("append", 0, "APPEND", "a", "hello", ";", "APPEND", "a", " world",
+             ";", "HSET", "h", "f", "v", ";", "APPEND", "h", "x", "|",
+             "STRLEN", "a", NULL);
+    cmd_seed("hash_basic", 0, "HSET", "h", "f1", "v1", "f2", "v2", ";",
+             "HSETNX", "h", "f1", "x", ";", "HMSET", "h", "f3", "v3", ";",
+             "HGET", "h", "f1", ";", "HMGET", "h", "f1", "nope", "f3", ";",
+             "HEXISTS", "h", "f2", ";", "HSTRLEN", "h", "f3", ";", "HLEN",
+             "h", "|", "HKEYS", "h", ";", "HVALS", "h", ";", "HGETALL", "h",
+             NULL);
+    cmd_seed("hash_incr_del", 0, "HINCRBY", "h", "c", "5", ";", "HINCRBY",
+             "h", "c", "-9223372036854775808", ";", "HINCRBY", "h", "c", "x",
+             ";", "HSET", "h", "s", "abc", ";", "HINCRBY", "h", "s", "1", ";",
+             "HDEL", "h", "c", "s", "missing", ";", "HLEN", "h", ";",
+             "EXISTS", "h", NULL);
+    cmd_seed("wrongtype", 0, "SET", "s", "v", ";", "HSET", "s", "f", "v", ";",
+             "HGET", "s", "f", ";", "HGETALL", "s", ";", "HSCAN", "s", "0",
+             ";", "HSET", "h", "f", "v", ";", "GET", "h", ";", "SET", "h",
+             "v", "GET", ";", "TYPE", "h", ";", "TYPE", "s", NULL);
+    cmd_seed("ray_tables", 0, "HSET", "RAY_NS@ACTOR_TBL",
+             "#8:\x01\x02\x00\xff\x10\x20\x30\x40", "#4:\x0a\x02\x08\x01",
+             ";", "HSET", "RAY_NS@ACTOR_TBL",
+             "#8:\x01\x02\x00\xff\x10\x20\x30\x41", "#3:\x0a\x00\x00", "|",
+             "HSCAN", "RAY_NS@ACTOR_TBL", "0", "MATCH", "#3:\x01\x02*",
+             "COUNT", "100", "|", "HMGET", "RAY_NS@ACTOR_TBL",
+             "#8:\x01\x02\x00\xff\x10\x20\x30\x40", ";", "HDEL",
+             "RAY_NS@ACTOR_TBL", "#8:\x01\x02\x00\xff\x10\x20\x30\x41", ";",
+             "HKEYS", "RAY_NS@ACTOR_TBL", NULL);
+    cmd_seed("ray_kv", 0, "HSET", "RAY_NS@KV", "@namespace_:key1", "val",
+             ";", "HSET", "RAY_NS@KV", "@namespace_:key2", "val2", ";",
+             "HSCAN", "RAY_NS@KV", "0", "MATCH", "@namespace_:*", "COUNT",
+             "1", ";", "HSCAN", "RAY_NS@KV", "0", "NOVALUES", ";", "HEXISTS",
+             "RAY_NS@KV", "@namespace_:key1", NULL);
+    cmd_seed("scan_keys", 0, "MSET", "a1", "x", "a2", "y", "b1", "z", ";",
+             "HSET", "ha", "f", "v", "|", "KEYS", "a*", ";", "KEYS", "*",
+             ";", "SCAN", "0", "MATCH", "?1", "COUNT", "2", ";", "SCAN", "0",
+             "TYPE", "hash", ";", "SCAN", "0", "TYPE", "zset", ";", "DBSIZE",
+             NULL);
+    cmd_seed("scan_errors", 0, "SCAN", "abc", ";", "SCAN", "-1", ";", "SCAN",
+             "18446744073709551616", ";", "SCAN", "0", "COUNT", "0", ";",
+             "SCAN", "0", "COUNT", "x", ";", "SCAN", "0", "NOVALUES", ";",
+             "HSCAN", "h", "0", "TYPE", "string", ";", "HSCAN", "h", "+5",
+             ";", "SCAN", "0", "MATCH", NULL);
+    cmd_seed("del_flush", 0, "SET", "a", "1", ";", "HSET", "h", "f", "v",
+             ";", "DEL", "a", "h", "nope", ";", "UNLINK", "x", ";", "SET",
+             "b", "2", "|", "FLUSHALL", "ASYNC", ";", "FLUSHDB", "SYNC", ";",
+             "FLUSHALL", "bogus", ";", "DBSIZE", NULL);
+    cmd_seed("arity_unknown", 1, "GET", ";", "GET", "a", "b", ";", "HSET",
+             "h", "f", ";", "NOSUCHCMD", "x", ";", "PING", ";", "INFO", ";",
+             "MSET", "a", ";", "HINCRBY", "h", "f", "zz", NULL);
+    /* The first argument as an index into the command table. */
+    static const uint8_t by_index[] = {2, 0x83, 0, 17, 1, 'k', 1, 'v',
+                                       0x82, 0, 5, 1, 'k'};
+    write_file("fuzz_commands", "by_index", by_index, sizeof by_index);
+    cmd_seed("replica_mix", 2, "HSET", "h", "a", "1", "b", "2", ";", "SET",
+             "s", "x", "|", "HDEL", "h", "a", ";", "APPEND", "s", "y", "|",
+             "HGETALL", "h", NULL);
+    cmd_seed("long_value", 0, "SET", "k",
+             "0123456789012345678901234567890123456789012345678901234567890"
+             "1234567890123456789012345678901234567890123456789012345678901"
+             "2345678901234567890123456789012345678901234567890123456789012"
+             "3456789012345678901234567890123456789012345678901234567890123"
+             "4567890123456789", ";", "APPEND", "k", "tail", ";", "GET", "k",
+             NULL);
+    cmd_seed("hash_to_empty", 0, "HSET", "h", "a", "1", "b", "2", "|",
+             "HDEL", "h", "a", ";", "HDEL", "h", "b", ";", "EXISTS", "h", ";",
+             "HLEN", "h", ";", "HSET", "h", "c", "3", ";", "TYPE", "h", NULL);
+    cmd_seed("hash_overwrite", 0, "HSET", "h", "f", "1", "f", "2", ";",
+             "HSET", "h", "f", "3", ";", "HMSET", "h", "g", "4", "f", "5",
+             ";", "HGETALL", "h", ";", "SET", "h", "now a string", ";", "GET",
+             "h", ";", "HSET", "s", "f", "v", ";", "DEL", "s", ";", "HSET",
+             "s", "f", "v", NULL);
+    cmd_seed("scan_paging", 0, "MSET", "k0", "0", "k1", "1", "k2", "2", "k3",
+             "3", "k4", "4", "k5", "5", "k6", "6", "k7", "7", "|", "SCAN",
+             "0", "COUNT", "3", ";", "SCAN", "9223372036854775808", "COUNT",
+             "3", ";", "SCAN", "18446744073709551615", ";", "SCAN",
+             "1311768467463790320", "COUNT", "1", ";", "KEYS", "k[0-3]",
+             NULL);
+    cmd_seed("hscan_paging", 0, "HSET", "h", "f0", "0", "f1", "1", "f2", "2",
+             "f3", "3", "f4", "4", "f5", "5", "|", "HSCAN", "h", "0", "COUNT",
+             "2", ";", "HSCAN", "h", "4611686018427387904", "COUNT", "2",
+             "NOVALUES", ";", "HSCAN", "h", "0", "MATCH", "f[1-3]", ";",
+             "HSCAN", "h", "0", "MATCH", "*", "COUNT", "1000", NULL);
+    cmd_seed("read_behind_write", 0, "SET", "k", "1", ";", "GET", "k", ";",
+             "INCR", "k", ";", "GET", "k", ";", "MGET", "k", "x", ";", "DEL",
+             "k", ";", "GET", "k", ";", "DBSIZE", NULL);
+    cmd_seed("counters_edge", 0, "SET", "n", "9223372036854775806", ";",
+             "INCR", "n", ";", "INCR", "n", ";", "SET", "m",
+             "-9223372036854775808", ";", "DECR", "m", ";", "INCRBY", "m",
+             "-1", ";", "SET", "z", "-0", ";", "INCR", "z", ";", "SET", "w",
+             " 1", ";", "INCR", "w", ";", "HINCRBY", "h", "f",
+             "9223372036854775807", ";", "HINCRBY", "h", "f", "1", NULL);
+    cmd_seed("binary_keys", 0, "SET", "#3:\0\0\0", "#2:\r\n", ";", "GET",
+             "#3:\0\0\0", ";", "HSET", "#1:\xff", "#0:", "#0:", ";",
+             "HGET", "#1:\xff", "#0:", ";", "KEYS", "#2:\0*", ";", "EXISTS",
+             "#0:", NULL);
+    cmd_seed("set_get_flags", 0, "SET", "k", "v", "GET", ";", "SET", "k",
+             "w", "NX", "GET", ";", "SET", "k", "x", "XX", "NX", ";", "SET",
+             "k", "y", "NX", "XX", ";", "SET", "k", "z", "GET", "GET", ";",
+             "SET", "new", "v", "XX", "GET", ";", "SET", "k", "v", "PXAT",
+             "1", NULL);
+    cmd_seed("flush_variants", 1, "FLUSHALL", "SYNC", "EXTRA", ";",
+             "FLUSHDB", "ASYNC", ";", "FLUSHALL", "|", "DBSIZE", ";", "KEYS",
+             "*", NULL);
+    cmd_seed("ray_job_table", 2, "HSET", "RAY_NS@JOB", "#4:\x01\0\0\0",
+             "#12:\x0a\x04\x01\0\0\0\x12\x04ray\0", ";", "HGETALL",
+             "RAY_NS@JOB", ";", "HKEYS", "RAY_NS@JOB", ";", "HVALS",
+             "RAY_NS@JOB", ";", "HSTRLEN", "RAY_NS@JOB", "#4:\x01\0\0\0",
+             ";", "HEXISTS", "RAY_NS@JOB", "#4:\x01\0\0\1", NULL);
+    cmd_seed("reads_only", 0, "GET", "missing", ";", "HGETALL", "missing",
+             ";", "HLEN", "missing", ";", "EXISTS", "a", "b", "c", ";", "TYPE",
+             "missing", ";", "KEYS", "[a-", ";", "HSCAN", "missing", "0",
+             "MATCH", "*", NULL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s <corpus-dir>\n", argv[0]);
+        return 2;
+    }
+    root = argv[1];
+    if (mkdir(root, 0755) != 0 && errno != EEXIST)
+        die(root);
+    gen_resp();
+    gen_glob();
+    gen_dump();
+    gen_commands();
+    return 0;
+}
