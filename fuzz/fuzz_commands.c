@@ -30,17 +30,7 @@
  * no write follows it in the entry; afterwards the state is consistent
  * (DBSIZE equals the keys a full scan finds, every hash has as many fields
  * as HLEN says and at least one); with flag bit 1, the replica ends
- * byte-identical.
- *
- * Known issue, worked around so the fuzzer gets past it (set
- * FUZZ_NO_KNOWN_ISSUES=1 to see it; drop the workaround once fixed):
- * protobuf-c unpacks an empty argument as data NULL, length 0, and fsm.c
- * hands that to the handlers, several of which memcpy from it (APPEND's
- * value in t_string.c, SCAN/HSCAN's cursor in t_keys.c): memcpy(d, NULL, 0)
- * is undefined behaviour, which UBSan reports (nonnull-attribute). The
- * workaround wraps gcs__command__unpack and gcs__command__free_unpacked
- * (linked with -Wl,--wrap=..., see fuzz/meson.build) to point empty
- * arguments at a static empty string, as a fix in fsm.c would. */
+ * byte-identical. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,7 +41,6 @@
 
 #include "command.h"
 #include "fsm.h"
-#include "gcs.pb-c.h"
 #include "log.h"
 #include "storage.h"
 
@@ -79,7 +68,6 @@ static member primary, replica;
 static uint64_t next_index = 1;
 static unsigned long inputs;
 static unsigned long flush_every = 16;
-static bool filter_known = true;
 
 static void open_member(member *m, const char *what)
 {
@@ -109,9 +97,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *e = getenv("FUZZ_FLUSH_EVERY");
     if (e != NULL && atol(e) > 0)
         flush_every = (unsigned long)atol(e);
-    e = getenv("FUZZ_NO_KNOWN_ISSUES");
-    if (e != NULL && strcmp(e, "1") == 0)
-        filter_known = false;
     log_set_level(LOG_WARNING);
     open_member(&primary, "primary");
     open_member(&replica, "replica");
@@ -410,40 +395,6 @@ static void sync_replica(void)
     CHECK(replica.hooks.restore(replica.hooks.ctx, buf, len) == 0);
     CHECK(replica.f.applied_index == primary.f.applied_index);
     free(buf);
-}
-
-/* The known issue's workaround (see the top). */
-Gcs__Command *__real_gcs__command__unpack(ProtobufCAllocator *allocator,
-                                          size_t len, const uint8_t *data);
-Gcs__Command *__wrap_gcs__command__unpack(ProtobufCAllocator *allocator,
-                                          size_t len, const uint8_t *data);
-
-void __real_gcs__command__free_unpacked(Gcs__Command *message,
-                                        ProtobufCAllocator *allocator);
-void __wrap_gcs__command__free_unpacked(Gcs__Command *message,
-                                        ProtobufCAllocator *allocator);
-
-static uint8_t empty_arg[1];
-
-Gcs__Command *__wrap_gcs__command__unpack(ProtobufCAllocator *allocator,
-                                          size_t len, const uint8_t *data)
-{
-    Gcs__Command *msg = __real_gcs__command__unpack(allocator, len, data);
-    if (msg != NULL && filter_known)
-        for (size_t i = 0; i < msg->n_argv; i++)
-            if (msg->argv[i].data == NULL && msg->argv[i].len == 0)
-                msg->argv[i].data = empty_arg;
-    return msg;
-}
-
-void __wrap_gcs__command__free_unpacked(Gcs__Command *message,
-                                        ProtobufCAllocator *allocator)
-{
-    if (message != NULL)
-        for (size_t i = 0; i < message->n_argv; i++)
-            if (message->argv[i].data == empty_arg)
-                message->argv[i].data = NULL; /* not protobuf-c's to free */
-    __real_gcs__command__free_unpacked(message, allocator);
 }
 
 /* ---- input decoding ----------------------------------------------------- */

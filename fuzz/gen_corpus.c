@@ -174,7 +174,7 @@ static void glob_seed_rep(const char *name, const char *pat, size_t plen,
     bytes b = {0};
     put_u8(&b, (uint8_t)plen);
     put_u8(&b, (uint8_t)(plen >> 8));
-    put_u8(&b, count > 0 ? 0xff : 0); /* 0xff: repeat 8 * (count + 1) times */
+    put_u8(&b, count > 0 ? 0xff : 0); /* 0xff: repeat count + 1 times */
     put_u8(&b, (uint8_t)(count > 0 ? count - 1 : 0));
     put(&b, pat, plen);
     put(&b, str, slen);
@@ -224,12 +224,15 @@ static void gen_glob(void)
     GLOB("keys_colon", "*:job:*", "ns:job:0001");
     GLOB("mixed", "?[a-c]*\\?[^x-z]", "za-long-string?q");
 
-    /* Around Redis's recursion limit of 1000 star groups: "*a" repeated
-     * 8 * 125 = 1000 times (matches 1000 a's) and 8 * 126 = 1008 times (never
-     * matches), then "*a*a" 8 * 63 = 504 times (1008 groups), written out. */
-    glob_seed_rep("nesting_1000", "*a", 2, "a", 1, 125);
-    glob_seed_rep("nesting_1008", "*a", 2, "a", 1, 126);
-    glob_seed_rep("nesting_1008_class", "*[a]*?", 6, "ab", 2, 63);
+    /* Around Redis's recursion limit of 1000 star groups: "*a*a*a*a"
+     * repeated 250 times (1000 groups: matches 1000 a's) and 251 times (1004
+     * groups: never matches), "*[a]*?" 252 times (504 groups, matches),
+     * "*?" 252 times with a trailing star (matches), then 1001 "*a" written
+     * out. */
+    glob_seed_rep("nesting_1000", "*a*a*a*a", 8, "aaaa", 4, 250);
+    glob_seed_rep("nesting_1004", "*a*a*a*a", 8, "aaaa", 4, 251);
+    glob_seed_rep("nesting_504_class", "*[a]*?", 6, "ab", 2, 252);
+    glob_seed_rep("nesting_trailing", "*?*?*", 5, "xy", 2, 256);
     bytes p = {0}, s = {0};
     for (int i = 0; i < 1001; i++)
         put(&p, "*a", 2);
@@ -640,6 +643,12 @@ static void gen_commands(void)
              "RAY_NS@JOB", ";", "HKEYS", "RAY_NS@JOB", ";", "HVALS",
              "RAY_NS@JOB", ";", "HSTRLEN", "RAY_NS@JOB", "#4:\x01\0\0\0",
              ";", "HEXISTS", "RAY_NS@JOB", "#4:\x01\0\0\1", NULL);
+    /* Empty arguments: the log hands them over as NULL data (fsm.c maps
+     * them to ""); APPEND and the SCAN cursor parser memcpy from them. */
+    cmd_seed("empty_args", 0, "APPEND", "k", "#0:", ";", "SET", "#0:", "#0:",
+             ";", "HSET", "h", "#0:", "#0:", ";", "HSCAN", "h", "#0:", ";",
+             "SCAN", "#0:", ";", "GET", "#0:", ";", "INCRBY", "n", "#0:",
+             NULL);
     cmd_seed("reads_only", 0, "GET", "missing", ";", "HGETALL", "missing",
              ";", "HLEN", "missing", ";", "EXISTS", "a", "b", "c", ";", "TYPE",
              "missing", ";", "KEYS", "[a-", ";", "HSCAN", "missing", "0",

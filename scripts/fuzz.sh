@@ -84,7 +84,7 @@ for t in $targets; do
   mkdir -p "$corpus" "$art"
   cp -- "fuzz/corpus/$t/"* "$corpus/"
   log="$work/$t.log"
-  say "$t: ${secs}s (log: $log)"
+  say "$t: ${secs}s"
   rc=0
   "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -max_len="$(max_len "$t")" -print_final_stats=1 \
@@ -94,7 +94,8 @@ for t in $targets; do
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
   if [ "$rc" -ne 0 ]; then
     failed=1
-    echo "--- $t FAILED (exit $rc); end of its log:" >&2
+    cp -- "$log" "$art/"
+    echo "--- $t FAILED (exit $rc); end of its log ($art/$t.log):" >&2
     tail -n 60 "$log" >&2
     found=$(grep -oE "Test unit written to .*" "$log" | sed 's/^Test unit written to //' | sort -u || true)
     for f in $found; do
