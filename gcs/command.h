@@ -30,6 +30,8 @@ enum {
     CMD_FAST = 1 << 4,     /* O(1) or O(log n) (COMMAND INFO flag) */
     CMD_PUBSUB = 1 << 5,
     CMD_DENYOOM = 1 << 6,  /* may grow the state: refused when nearly full */
+    CMD_LEADER = 1 << 7,   /* local command that must run on the leader (a
+                              follower forwards it), e.g. NODE.HEARTBEAT */
 };
 
 typedef struct command command;
