@@ -7,7 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gcs.pb-c.h"
 #include "log.h"
+#include "proxy.h"
 #include "rglue.h"
 
 /* ---- the table --------------------------------------------------------- */
@@ -31,6 +33,7 @@ static void tableInit(void)
         {hash_commands, hash_commands_count},
         {keys_commands, keys_commands_count},
         {server_commands, server_commands_count},
+        {raft_commands, raft_commands_count},
     };
     size_t total = 0;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
@@ -241,7 +244,7 @@ static void replyUnknownCommand(resp_buf *b, size_t argc, const resp_arg *argv)
 }
 
 /* Map a raft-side failure to the client-visible error. */
-static void replyRaftError(resp_buf *b, int rc)
+void command_reply_raft_error(resp_buf *b, int rc)
 {
     switch (rc) {
         case RGLUE_ENOTLEADER:
@@ -271,18 +274,6 @@ static void replyRaftError(resp_buf *b, int rc)
     }
 }
 
-static void onWriteDone(void *arg, int status, const void *reply, size_t len)
-{
-    reply_slot *slot = arg;
-    /* Errors decided by the state machine (WRONGTYPE, overflow) count too. */
-    if (status != 0 || (len > 0 && *(const char *)reply == '-')) {
-        slot->srv->stats.commands_failed++;
-    }
-    if (status == 0) resp_add_raw(&slot->reply, reply, len);
-    else replyRaftError(&slot->reply, status);
-    client_slot_done(slot);
-}
-
 static void onReadReady(void *arg, int status)
 {
     reply_slot *slot = arg;
@@ -292,7 +283,7 @@ static void onReadReady(void *arg, int status)
             /* The held read may run now: drop its placeholder slot. */
             c->flags |= CLIENT_READ_READY;
         } else {
-            replyRaftError(&slot->reply, status);
+            command_reply_raft_error(&slot->reply, status);
             c->flags |= CLIENT_READ_FAILED;
         }
     }
@@ -309,8 +300,65 @@ static bool failedLoneVoter(server *srv)
     return st.n_members == 1;
 }
 
+/* A command another member forwarded to us (GCS.FWD): its encoded form,
+ * proposed as is so that its request id stays the one its origin retries
+ * under. */
+typedef struct forwarded {
+    const void *data;
+    size_t len;
+    bool has_id;
+} forwarded;
+
+/* Request ids matter once a write can be retried: in a group of more than
+ * one member. A lone voter never forwards, so its writes skip the
+ * de-duplication table. */
+static void requestId(server *srv, uint64_t *origin, uint64_t *id)
+{
+    *origin = 0;
+    *id = 0;
+    if (rglue_voters(srv->raft) > 1 ||
+        rglue_role(srv->raft, NULL) != RGLUE_ROLE_LEADER) {
+        *origin = srv->origin;
+        *id = ++srv->next_request_id;
+    }
+}
+
+static void submit(client *c, const command *cmd, int kind, unsigned flags,
+                   size_t argc, const resp_arg *argv, const forwarded *fwd,
+                   uint64_t footprint)
+{
+    server *srv = c->srv;
+    void *data;
+    size_t len;
+    if (fwd != NULL) {
+        data = malloc(fwd->len ? fwd->len : 1);
+        if (data != NULL && fwd->len) memcpy(data, fwd->data, fwd->len);
+        len = fwd->len;
+        flags |= PROXY_LOCAL_ONLY;
+        if (fwd->has_id || kind != PROXY_WRITE) flags |= PROXY_RETRY_SAFE;
+    } else {
+        /* Only writes change state: anything else may simply run again. */
+        uint64_t origin = 0, id = 0;
+        bool write = (cmd->flags & CMD_WRITE) != 0;
+        if (write) requestId(srv, &origin, &id);
+        if (fsm_encode_write(origin, id, argc, argv, &data, &len) != 0) {
+            data = NULL;
+        }
+        if (id != 0 || !write) flags |= PROXY_RETRY_SAFE;
+        if (srv->cfg->redirect) flags |= PROXY_REDIRECT;
+    }
+    if (data == NULL) {
+        resp_add_error(client_reply(c), "ERR out of memory");
+        return;
+    }
+    reply_slot *slot = client_slot_new(c);
+    slot->admitted = footprint;
+    srv->admitted_bytes += footprint;
+    proxy_submit(srv->proxy, slot, kind, flags, c->id, data, len);
+}
+
 static void dispatchWrite(client *c, const command *cmd, size_t argc,
-                          const resp_arg *argv)
+                          const resp_arg *argv, const forwarded *fwd)
 {
     server *srv = c->srv;
     if (cmd->check != NULL) {
@@ -335,22 +383,106 @@ static void dispatchWrite(client *c, const command *cmd, size_t argc,
         srv->stats.commands_failed++;
         return;
     }
-    void *data;
-    size_t len;
-    if (fsm_encode_command(0, argc, argv, &data, &len) != 0) {
-        resp_add_error(client_reply(c), "ERR out of memory");
-        return;
+    submit(c, cmd, PROXY_WRITE, 0, argc, argv, fwd, footprint);
+}
+
+static int dispatchCommand(client *c, const command *cmd, size_t argc,
+                           const resp_arg *argv, const forwarded *fwd)
+{
+    server *srv = c->srv;
+    bool readonly = (c->flags & CLIENT_READONLY) && fwd == NULL;
+    bool leader = rglue_role(srv->raft, NULL) == RGLUE_ROLE_LEADER;
+    if ((cmd->flags & CMD_READ) && !readonly && (fwd != NULL || !leader) &&
+        !failedLoneVoter(srv)) {
+        /* Through the proxy, which copies the command: the connection
+         * keeps flowing while the read waits for its barrier, and the
+         * barrier orders it after the connection's earlier writes. */
+        submit(c, cmd, PROXY_READ, 0, argc, argv, fwd, 0);
+        return DISPATCH_DONE;
     }
-    reply_slot *slot = client_slot_new(c);
-    slot->admitted = footprint;
-    srv->admitted_bytes += footprint;
-    int rc = rglue_propose(srv->raft, data, len, onWriteDone, slot);
-    free(data);
-    if (rc != 0) {
-        replyRaftError(&slot->reply, rc);
+    if ((cmd->flags & CMD_WRITE) ||
+        ((cmd->flags & CMD_READ) && c->slots_head != NULL && !readonly)) {
+        /* A read proposed behind writes sees them when applied, in log
+         * order, without waiting a commit before it is even proposed. */
+        dispatchWrite(c, cmd, argc, argv, fwd);
+        return DISPATCH_DONE;
+    }
+    if ((cmd->flags & CMD_READ) && !(c->flags & CLIENT_READ_READY) &&
+        !readonly && !rglue_can_read_now(srv->raft) &&
+        !failedLoneVoter(srv)) {
+        reply_slot *slot = client_slot_new(c);
+        slot->is_read = true;
+        int rc = rglue_read(srv->raft, onReadReady, slot);
+        if (rc != 0) {
+            /* Nothing outstanding before it: reply the error in place. */
+            command_reply_raft_error(&slot->reply, rc);
+            srv->stats.commands_failed++;
+            client_slot_done(slot);
+            return DISPATCH_DONE;
+        }
+        srv->stats.commands_processed--; /* counted when it runs */
+        return DISPATCH_WAIT;
+    }
+    c->flags &= ~(unsigned)CLIENT_READ_READY;
+    if (cmd->flags & CMD_READ) {
+        execRead(c, cmd, argc, argv);
+    } else if ((cmd->flags & CMD_LEADER) && !leader) {
+        submit(c, cmd, PROXY_LEADER, 0, argc, argv, fwd, 0);
+    } else {
+        cmd->exec(c, argc, argv);
+    }
+    return DISPATCH_DONE;
+}
+
+/* GCS.FWD <Command>: run a command another member forwarded, as if its
+ * client had sent it here, but never forward it further. */
+static int dispatchEnvelope(client *c, const resp_arg *payload)
+{
+    server *srv = c->srv;
+    Gcs__Command *msg = gcs__command__unpack(NULL, payload->len,
+                                             (const uint8_t *)payload->ptr);
+    if (msg == NULL || msg->n_argv == 0) {
+        if (msg != NULL) gcs__command__free_unpacked(msg, NULL);
+        resp_add_error(client_reply(c), "ERR malformed forwarded command");
         srv->stats.commands_failed++;
-        client_slot_done(slot);
+        return DISPATCH_DONE;
     }
+    resp_arg stackArgv[8];
+    resp_arg *argv = msg->n_argv <= 8 ? stackArgv
+                                      : malloc(msg->n_argv * sizeof *argv);
+    if (argv == NULL) {
+        gcs__command__free_unpacked(msg, NULL);
+        resp_add_error(client_reply(c), "ERR out of memory");
+        return DISPATCH_DONE;
+    }
+    for (size_t i = 0; i < msg->n_argv; i++) {
+        argv[i].ptr = msg->argv[i].data ? (const char *)msg->argv[i].data : "";
+        argv[i].len = msg->argv[i].len;
+    }
+    size_t argc = msg->n_argv;
+    const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
+    int ret = DISPATCH_DONE;
+    if (cmd == NULL || (cmd->flags & CMD_ENVELOPE)) {
+        replyUnknownCommand(client_reply(c), argc, argv);
+        srv->stats.commands_failed++;
+    } else if ((cmd->arity > 0 && (size_t)cmd->arity != argc) ||
+               (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
+        reply_arity_error(client_reply(c), cmd->name);
+        srv->stats.commands_failed++;
+    } else if (!(cmd->flags & (CMD_WRITE | CMD_READ | CMD_LEADER))) {
+        resp_add_error(client_reply(c), "ERR only commands that need the "
+                                        "leader can be forwarded");
+        srv->stats.commands_failed++;
+    } else if (rglue_role(srv->raft, NULL) != RGLUE_ROLE_LEADER) {
+        resp_add_error(client_reply(c),
+                       "TRYAGAIN this member is not the leader");
+    } else {
+        forwarded fwd = {payload->ptr, payload->len, msg->request_id != 0};
+        ret = dispatchCommand(c, cmd, argc, argv, &fwd);
+    }
+    if (argv != stackArgv) free(argv);
+    gcs__command__free_unpacked(msg, NULL);
+    return ret;
 }
 
 int command_dispatch(client *c, size_t argc, const resp_arg *argv)
@@ -387,31 +519,6 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv)
         srv->stats.commands_failed++;
         return DISPATCH_DONE;
     }
-
-    if ((cmd->flags & CMD_WRITE) ||
-        ((cmd->flags & CMD_READ) && c->slots_head != NULL)) {
-        /* A read proposed behind writes sees them when applied, in log
-         * order, without waiting a commit before it is even proposed. */
-        dispatchWrite(c, cmd, argc, argv);
-        return DISPATCH_DONE;
-    }
-    if ((cmd->flags & CMD_READ) && !(c->flags & CLIENT_READ_READY) &&
-        !rglue_can_read_now(srv->raft) && !failedLoneVoter(srv)) {
-        reply_slot *slot = client_slot_new(c);
-        slot->is_read = true;
-        int rc = rglue_read(srv->raft, onReadReady, slot);
-        if (rc != 0) {
-            /* Nothing outstanding before it: reply the error in place. */
-            replyRaftError(&slot->reply, rc);
-            srv->stats.commands_failed++;
-            client_slot_done(slot);
-            return DISPATCH_DONE;
-        }
-        srv->stats.commands_processed--; /* counted when it runs */
-        return DISPATCH_WAIT;
-    }
-    c->flags &= ~(unsigned)CLIENT_READ_READY;
-    if (cmd->flags & CMD_READ) execRead(c, cmd, argc, argv);
-    else cmd->exec(c, argc, argv);
-    return DISPATCH_DONE;
+    if (cmd->flags & CMD_ENVELOPE) return dispatchEnvelope(c, &argv[1]);
+    return dispatchCommand(c, cmd, argc, argv, NULL);
 }

@@ -30,6 +30,7 @@ enum {
     CMD_FAST = 1 << 4,     /* O(1) or O(log n) (COMMAND INFO flag) */
     CMD_PUBSUB = 1 << 5,
     CMD_DENYOOM = 1 << 6,  /* may grow the state: refused when nearly full */
+    CMD_ENVELOPE = 1 << 8, /* GCS.FWD: a command forwarded by a member */
     CMD_LEADER = 1 << 7,   /* local command that must run on the leader (a
                               follower forwards it), e.g. NODE.HEARTBEAT */
 };
@@ -90,6 +91,8 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv);
 #define ERR_SYNTAX "ERR syntax error"
 
 void reply_arity_error(resp_buf *b, const char *name);
+/* The client-visible error for an rglue failure code. */
+void command_reply_raft_error(resp_buf *b, int rc);
 /* A storage error during a read: reply an error naming it. */
 void reply_storage_error(resp_buf *b, int rc);
 
@@ -143,5 +146,7 @@ extern const command keys_commands[];
 extern const size_t keys_commands_count;
 extern const command server_commands[];
 extern const size_t server_commands_count;
+extern const command raft_commands[];
+extern const size_t raft_commands_count;
 
 #endif /* GCS_COMMAND_H */

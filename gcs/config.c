@@ -16,7 +16,8 @@ enum {
     OPT_DATA_DIR = 1000, OPT_BIND, OPT_PORT, OPT_RAFT_PORT, OPT_RAFT_ADVERTISE,
     OPT_ID, OPT_PEERS, OPT_REQUIREPASS, OPT_PROTECTED, OPT_LOG_LEVEL,
     OPT_MAXCLIENTS, OPT_MAX_BULK, OPT_MAX_ARGS, OPT_MAP_SIZE, OPT_ELECTION,
-    OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_HELP, OPT_VERSION,
+    OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_JOIN, OPT_REDIRECT,
+    OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HELP, OPT_VERSION,
 };
 
 /* One row per flag: the long name, its environment twin, and its help. */
@@ -61,6 +62,16 @@ static const option_doc docs[] = {
      "raft heartbeat interval (default 100)"},
     {OPT_SNAPSHOT_THRESHOLD, "snapshot-threshold", "GCSD_SNAPSHOT_THRESHOLD",
      "N", "log entries between snapshots (default 4096)"},
+    {OPT_ADVERTISE, "advertise", "GCSD_ADVERTISE", "HOST",
+     "host clients and members reach this one's client port at (default: "
+     "--raft-advertise, else the bind address)"},
+    {OPT_JOIN, "join", "GCSD_JOIN", "HOST:PORT",
+     "join a running cluster through any member's client address (instead "
+     "of --peers)"},
+    {OPT_REDIRECT, "redirect", "GCSD_REDIRECT", NULL,
+     "followers answer -MOVED to the leader instead of forwarding"},
+    {OPT_LEADER_WAIT, "leader-wait-ms", "GCSD_LEADER_WAIT_MS", "MS",
+     "how long a command waits for a leader before -TRYAGAIN (default 3000)"},
     {OPT_HELP, "help", NULL, NULL, "show this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "show the version and exit"},
 };
@@ -267,6 +278,26 @@ static int applyOption(config *cfg, int code, const char *val,
             if (parseUnsigned(val, 1u << 30, &v) != 0 || v < 2) goto bad;
             cfg->snapshot_threshold = (unsigned)v;
             return 0;
+        case OPT_ADVERTISE:
+            if (copyString(cfg->advertise, sizeof cfg->advertise, val) != 0)
+                goto bad;
+            return 0;
+        case OPT_JOIN:
+            if (copyString(cfg->join, sizeof cfg->join, val) != 0 ||
+                strchr(val, ':') == NULL) goto bad;
+            return 0;
+        case OPT_REDIRECT:
+            /* A bare flag; its environment twin says yes or no. */
+            if (val == NULL || strcasecmp(val, "yes") == 0 ||
+                strcmp(val, "1") == 0) cfg->redirect = true;
+            else if (strcasecmp(val, "no") == 0 || strcmp(val, "0") == 0)
+                cfg->redirect = false;
+            else goto bad;
+            return 0;
+        case OPT_LEADER_WAIT:
+            if (parseUnsigned(val, 600000, &v) != 0) goto bad;
+            cfg->leader_wait_ms = (unsigned)v;
+            return 0;
         default:
             return -1;
     }
@@ -291,6 +322,7 @@ static void setDefaults(config *cfg)
     cfg->election_timeout_ms = 1000;
     cfg->heartbeat_timeout_ms = 100;
     cfg->snapshot_threshold = 4096;
+    cfg->leader_wait_ms = 3000;
 }
 
 int config_load(config *cfg, int argc, char **argv)
@@ -349,6 +381,10 @@ int config_load(config *cfg, int argc, char **argv)
             return CONFIG_EUSAGE;
         }
         cfg->raft_port = cfg->port + 10000;
+    }
+    if (cfg->join[0] != '\0' && cfg->n_peers > 0) {
+        fprintf(stderr, "gcsd: --join and --peers exclude each other\n");
+        return CONFIG_EUSAGE;
     }
     if (cfg->n_peers > 0) {
         bool self = false;

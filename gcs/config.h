@@ -36,6 +36,10 @@ typedef struct config {
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold;
+    char advertise[256];     /* host clients reach us at; "" = derived */
+    char join[256];          /* host:port of a member to join through */
+    bool redirect;           /* followers reply -MOVED, not forward */
+    unsigned leader_wait_ms; /* bound on waiting for a leader */
 } config;
 
 enum { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_EUSAGE = 2 };

@@ -64,6 +64,12 @@ void fsm_end_reads(fsm *f)
 int fsm_encode_command(uint64_t request_id, size_t argc, const resp_arg *argv,
                        void **out, size_t *len)
 {
+    return fsm_encode_write(0, request_id, argc, argv, out, len);
+}
+
+int fsm_encode_write(uint64_t origin, uint64_t request_id, size_t argc,
+                     const resp_arg *argv, void **out, size_t *len)
+{
     Gcs__Command msg = GCS__COMMAND__INIT;
     ProtobufCBinaryData stackArgs[8];
     ProtobufCBinaryData *args = stackArgs;
@@ -76,6 +82,7 @@ int fsm_encode_command(uint64_t request_id, size_t argc, const resp_arg *argv,
         args[i].len = argv[i].len;
     }
     msg.request_id = request_id;
+    msg.origin = origin;
     msg.n_argv = argc;
     msg.argv = args;
     size_t n = gcs__command__get_packed_size(&msg);
@@ -129,6 +136,161 @@ static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
     return rc;
 }
 
+/* ---- request de-duplication ---------------------------------------------
+ *
+ * System records, integers big-endian:
+ *   'd' origin request_id  ->  time_ms, the command's reply
+ *   'q' time_ms origin request_id  ->  (empty): the same, oldest first
+ * A command carrying a request id already recorded gets the recorded reply
+ * and changes nothing. Records older than DEDUP_WINDOW_MS of leader time, or
+ * beyond DEDUP_MAX_RECORDS, are dropped: retries happen within seconds.
+ * Both bounds are compiled in, never configured: apply must not depend on
+ * local settings. */
+#define DEDUP_WINDOW_MS (5 * 60 * 1000)
+#define DEDUP_MAX_RECORDS 1000000
+#define DEDUP_KEY_LEN 17
+#define DEDUP_QKEY_LEN 25
+#define META_DEDUP_COUNT "dedup_records"
+
+static void putBe64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t getBe64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+    return v;
+}
+
+static void dedupKey(uint8_t key[DEDUP_KEY_LEN], uint64_t origin,
+                     uint64_t request_id)
+{
+    key[0] = 'd';
+    putBe64(key + 1, origin);
+    putBe64(key + 9, request_id);
+}
+
+/* Append the recorded reply of (origin, id) to @replies: 1 if there was
+ * one, 0 if not, or a storage error. */
+static int dedupLookup(storage_txn *t, const Gcs__Command *msg,
+                       resp_buf *replies)
+{
+    uint8_t key[DEDUP_KEY_LEN];
+    dedupKey(key, msg->origin, msg->request_id);
+    storage_slice k = {key, sizeof key}, v;
+    bool found;
+    int rc = storage_sys_get(t, k, &v, &found);
+    if (rc != 0 || !found) return rc;
+    if (v.len < 8) return STORAGE_ECORRUPT;
+    resp_add_raw(replies, (const char *)v.data + 8, v.len - 8);
+    return 1;
+}
+
+static int dedupRecord(storage_txn *t, const Gcs__Command *msg,
+                       int64_t time_ms, const char *reply, size_t len)
+{
+    uint8_t key[DEDUP_KEY_LEN], qkey[DEDUP_QKEY_LEN];
+    dedupKey(key, msg->origin, msg->request_id);
+    qkey[0] = 'q';
+    putBe64(qkey + 1, (uint64_t)time_ms);
+    memcpy(qkey + 9, key + 1, 16);
+    uint8_t stackVal[256];
+    uint8_t *val = len + 8 <= sizeof stackVal ? stackVal : malloc(len + 8);
+    if (val == NULL) return STORAGE_ENOMEM;
+    putBe64(val, (uint64_t)time_ms);
+    if (len > 0) memcpy(val + 8, reply, len);
+    storage_slice k = {key, sizeof key}, v = {val, len + 8};
+    storage_slice qk = {qkey, sizeof qkey}, empty = {"", 0};
+    int rc = storage_sys_put(t, k, v);
+    if (val != stackVal) free(val);
+    if (rc == 0) rc = storage_sys_put(t, qk, empty);
+    uint64_t count = 0;
+    if (rc == 0) rc = storage_meta_get(t, META_DEDUP_COUNT, &count);
+    if (rc == 0) rc = storage_meta_set(t, META_DEDUP_COUNT, count + 1);
+    return rc;
+}
+
+typedef struct oldestRecord {
+    uint8_t qkey[DEDUP_QKEY_LEN];
+    bool found;
+} oldestRecord;
+
+static int takeOldest(void *arg, storage_slice key, storage_slice value)
+{
+    oldestRecord *o = arg;
+    (void)value;
+    if (key.len != DEDUP_QKEY_LEN) return STORAGE_ECORRUPT;
+    memcpy(o->qkey, key.data, DEDUP_QKEY_LEN);
+    o->found = true;
+    return 1; /* the first one is all we want */
+}
+
+/* Drop records past the window or the count bound; at most @budget of them,
+ * so one entry's apply stays short (each entry adds at most that many). */
+static int dedupTrim(storage_txn *t, int64_t time_ms, size_t budget)
+{
+    uint64_t count;
+    int rc = storage_meta_get(t, META_DEDUP_COUNT, &count);
+    if (rc != 0 || count == 0) return rc;
+    uint64_t dropped = 0;
+    while (budget-- > 0 && count > dropped) {
+        oldestRecord o = {.found = false};
+        storage_slice prefix = {"q", 1};
+        rc = storage_sys_scan(t, prefix, takeOldest, &o);
+        if (rc < 0) return rc;
+        if (!o.found) break;
+        int64_t at = (int64_t)getBe64(o.qkey + 1);
+        if (count - dropped <= DEDUP_MAX_RECORDS &&
+            at > time_ms - DEDUP_WINDOW_MS)
+            break;
+        uint8_t key[DEDUP_KEY_LEN];
+        key[0] = 'd';
+        memcpy(key + 1, o.qkey + 9, 16);
+        storage_slice qk = {o.qkey, sizeof o.qkey}, k = {key, sizeof key};
+        if ((rc = storage_sys_delete(t, qk, NULL)) != 0 ||
+            (rc = storage_sys_delete(t, k, NULL)) != 0)
+            return rc;
+        dropped++;
+    }
+    if (dropped == 0) return 0;
+    return storage_meta_set(t, META_DEDUP_COUNT, count - dropped);
+}
+
+/* ---- the member directory --------------------------------------------------
+ *
+ * 'm' member id  ->  the member's client address ("host:port"), announced by
+ * each member when it becomes leader, so followers know where to forward. */
+
+int fsm_member_address(fsm *f, uint64_t id, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    storage_txn *t = fsm_read_txn(f);
+    if (t == NULL) return STORAGE_EIO;
+    uint8_t key[9];
+    key[0] = 'm';
+    putBe64(key + 1, id);
+    storage_slice k = {key, sizeof key}, v;
+    bool found;
+    int rc = storage_sys_get(t, k, &v, &found);
+    if (rc != 0 || !found) return rc;
+    snprintf(out, outlen, "%.*s", (int)v.len, (const char *)v.data);
+    return 0;
+}
+
+int fsm_set_member_address(storage_txn *t, uint64_t id, storage_slice addr)
+{
+    uint8_t key[9];
+    key[0] = 'm';
+    putBe64(key + 1, id);
+    storage_slice k = {key, sizeof key};
+    return storage_sys_put(t, k, addr);
+}
+
 static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
                     const rglue_cmd *cmds, size_t n, rglue_reply_fn reply,
                     void *token)
@@ -163,12 +325,25 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
             rc = STORAGE_ENOMEM;
             goto abort;
         } else {
-            rc = applyCommand(&a, msg, &replies);
+            size_t start = replies.len;
+            rc = msg->request_id != 0 ? dedupLookup(txn, msg, &replies) : 0;
+            if (rc == 0) {
+                rc = applyCommand(&a, msg, &replies);
+                if (rc == 0 && msg->request_id != 0) {
+                    rc = dedupRecord(txn, msg, time_ms, replies.data + start,
+                                     replies.len - start);
+                }
+            } else if (rc == 1) {
+                rc = 0;
+                f->duplicates++;
+            }
             gcs__command__free_unpacked(msg, NULL);
             if (rc != 0) goto abort;
         }
         ends[i] = replies.len;
     }
+    rc = dedupTrim(txn, time_ms, n + 16);
+    if (rc != 0) goto abort;
     rc = storage_meta_set(txn, STORAGE_META_APPLIED_INDEX, index);
     if (rc != 0) goto abort;
     rc = storage_commit(txn);

@@ -21,6 +21,7 @@ typedef struct fsm {
     uint64_t applied_index; /* mirrors the stored value */
     uint64_t entries_applied;
     uint64_t commands_applied;
+    uint64_t duplicates;    /* retried writes answered from the dedup table */
     uint64_t last_apply_us; /* duration of the last apply */
     storage_info space;     /* map and use, refreshed after each apply */
     uint64_t free_bytes;    /* reusable part of space.used_bytes, refreshed
@@ -64,5 +65,17 @@ bool fsm_has_room(fsm *f, uint64_t bytes);
  * free(). Returns 0 or -1 (out of memory). */
 int fsm_encode_command(uint64_t request_id, size_t argc, const resp_arg *argv,
                        void **out, size_t *len);
+
+/* The same for a write that may be retried: (@origin, @request_id) names it
+ * across retries, and the state machine applies it at most once. */
+int fsm_encode_write(uint64_t origin, uint64_t request_id, size_t argc,
+                     const resp_arg *argv, void **out, size_t *len);
+
+/* The client address member @id announced (see GCS.ANNOUNCE) into @out, or
+ * "" when it never did. 0 or a storage error. Loop thread. */
+int fsm_member_address(fsm *f, uint64_t id, char *out, size_t outlen);
+
+/* Record @addr as member @id's client address, inside an apply. */
+int fsm_set_member_address(storage_txn *t, uint64_t id, storage_slice addr);
 
 #endif /* GCS_FSM_H */

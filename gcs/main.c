@@ -10,9 +10,13 @@
 
 #include <uv.h>
 
+#include <hiredis/hiredis.h>
+#include <raft.h>
+
 #include "config.h"
 #include "fsm.h"
 #include "log.h"
+#include "proxy.h"
 #include "rglue.h"
 #include "server.h"
 
@@ -22,9 +26,18 @@ typedef struct app {
     fsm state;
     rglue *raft;
     server srv;
+    proxy *proxy;
     uv_signal_t sigterm, sigint;
     bool stopping;
+    bool transferring;   /* SIGTERM on a leader: handing leadership over */
     int exit_code;
+    char client_addr[300]; /* what we announce: host:port of our clients */
+    char raft_addr[300];
+    /* --join: ask a member to add us, from the threadpool, until done. */
+    uv_work_t join_work;
+    uv_timer_t join_timer;
+    bool join_busy, join_done;
+    char join_err[1024];
 } app;
 
 static int makeDir(const char *path)
@@ -38,8 +51,12 @@ static void onRaftStopped(void *arg)
 {
     app *a = arg;
     a->raft = NULL;
+    /* After raft: its last callbacks hand commands back to the proxy. */
+    proxy_close(a->proxy);
+    a->proxy = NULL;
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+    if (a->cfg.join[0] != '\0') uv_close((uv_handle_t *)&a->join_timer, NULL);
 }
 
 static void onServerClosed(server *srv)
@@ -57,21 +74,150 @@ static void shutdownApp(app *a)
     server_close(&a->srv, onServerClosed);
 }
 
+static void onTransferred(void *arg, int status)
+{
+    app *a = arg;
+    if (status == 0) log_notice("leadership handed over; exiting");
+    else log_warn("leadership transfer failed (%s); exiting anyway",
+                  rglue_strerror(status));
+    shutdownApp(a);
+}
+
 static void onSignal(uv_signal_t *h, int signum)
 {
     app *a = h->data;
     log_notice("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* A leader hands over first, so the others need not wait an election
+     * timeout; a second signal does not wait for that. */
+    if (!a->stopping && !a->transferring && a->raft != NULL &&
+        rglue_role(a->raft, NULL) == RGLUE_ROLE_LEADER &&
+        rglue_voters(a->raft) > 1) {
+        int rc = rglue_transfer(a->raft, 0, onTransferred, a);
+        if (rc == 0) {
+            a->transferring = true;
+            log_notice("transferring leadership before exit");
+            return;
+        }
+        log_warn("cannot transfer leadership: %s", rglue_strerror(rc));
+    }
     shutdownApp(a);
+}
+
+static void onAnnounced(void *arg, int status, const void *reply, size_t len)
+{
+    (void)arg;
+    (void)reply;
+    (void)len;
+    if (status != 0) {
+        log_info("announcing this leader's address failed: %s",
+                 rglue_strerror(status));
+    }
+}
+
+/* A new leader records its client address in the replicated member
+ * directory, where followers look up where to forward. */
+static void announce(app *a)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRIu64, a->cfg.id);
+    resp_arg argv[3] = {{"GCS.ANNOUNCE", 12}, {id, strlen(id)},
+                        {a->client_addr, strlen(a->client_addr)}};
+    void *data;
+    size_t len;
+    if (fsm_encode_command(0, 3, argv, &data, &len) != 0) return;
+    int rc = rglue_propose(a->raft, data, len, onAnnounced, a);
+    free(data);
+    if (rc != 0) {
+        log_info("cannot announce this leader: %s", rglue_strerror(rc));
+    }
 }
 
 static void onRole(void *ctx, int role)
 {
-    (void)ctx;
+    app *a = ctx;
     log_notice("raft role is now %s",
                role == RGLUE_ROLE_LEADER      ? "leader"
                : role == RGLUE_ROLE_FOLLOWER  ? "follower"
                : role == RGLUE_ROLE_CANDIDATE ? "candidate"
                                               : "unavailable");
+    if (a->raft == NULL) return; /* the first report, inside rglue_start */
+    if (role == RGLUE_ROLE_LEADER) announce(a);
+    proxy_kick(a->proxy);
+}
+
+/* ---- --join: ask a running member to add us ------------------------------ */
+
+/* Threadpool: a blocking hiredis exchange is fine off the loop. */
+static void joinWork(uv_work_t *w)
+{
+    app *a = w->data;
+    a->join_err[0] = '\0';
+    char host[256];
+    const char *colon = strrchr(a->cfg.join, ':');
+    size_t hl = (size_t)(colon - a->cfg.join);
+    if (hl >= sizeof host) hl = sizeof host - 1;
+    memcpy(host, a->cfg.join, hl);
+    host[hl] = '\0';
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+    if (c == NULL || c->err) {
+        snprintf(a->join_err, sizeof a->join_err, "cannot connect to %s: %s",
+                 a->cfg.join, c ? c->errstr : "out of memory");
+        if (c) redisFree(c);
+        return;
+    }
+    redisSetTimeout(c, (struct timeval){10, 0});
+    redisReply *r;
+    if (a->cfg.requirepass[0] != '\0') {
+        r = redisCommand(c, "AUTH %s", a->cfg.requirepass);
+        if (r != NULL) freeReplyObject(r);
+    }
+    r = redisCommand(c, "RAFT.ADD %" PRIu64 " %s", a->cfg.id, a->raft_addr);
+    if (r == NULL) {
+        snprintf(a->join_err, sizeof a->join_err, "%s: %s", a->cfg.join,
+                 c->errstr);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(a->join_err, sizeof a->join_err, "%s", r->str);
+    }
+    if (r != NULL) freeReplyObject(r);
+    redisFree(c);
+}
+
+static void onJoinTimer(uv_timer_t *t);
+
+static void joinAfter(uv_work_t *w, int status)
+{
+    app *a = w->data;
+    a->join_busy = false;
+    if (a->stopping) return;
+    if (status == 0 && a->join_err[0] == '\0') {
+        a->join_done = true;
+        log_notice("joined the cluster through %s", a->cfg.join);
+        return;
+    }
+    log_notice("joining through %s: %s; retrying", a->cfg.join,
+               a->join_err[0] ? a->join_err : "cancelled");
+    uv_timer_start(&a->join_timer, onJoinTimer, 1000, 0);
+}
+
+static void onJoinTimer(uv_timer_t *t)
+{
+    app *a = t->data;
+    if (a->stopping || a->join_busy || a->join_done) return;
+    rglue_status st;
+    rglue_get_status(a->raft, &st);
+    for (size_t i = 0; i < st.n_members; i++) {
+        if (st.members[i].id == a->cfg.id && st.members[i].role == RAFT_VOTER) {
+            a->join_done = true; /* already a voter (a restart) */
+            return;
+        }
+    }
+    a->join_busy = true;
+    a->join_work.data = a;
+    if (uv_queue_work(&a->loop, &a->join_work, joinWork, joinAfter) != 0) {
+        a->join_busy = false;
+        uv_timer_start(&a->join_timer, onJoinTimer, 1000, 0);
+    }
 }
 
 static void onFatal(void *ctx, int code, const char *msg)
@@ -116,6 +262,8 @@ int main(int argc, char **argv)
                        : isWildcard(a.cfg.bind) ? "127.0.0.1"
                                                 : a.cfg.bind;
     snprintf(raftAddr, sizeof raftAddr, "%s:%d", host, a.cfg.raft_port);
+    snprintf(a.client_addr, sizeof a.client_addr, "%s:%d",
+             a.cfg.advertise[0] ? a.cfg.advertise : host, a.cfg.port);
     snprintf(raftBind, sizeof raftBind, "%s:%d",
              isWildcard(a.cfg.bind) ? "0.0.0.0" : a.cfg.bind,
              a.cfg.raft_port);
@@ -135,13 +283,14 @@ int main(int argc, char **argv)
         .bind_address = raftBind,
         .peers = peers,
         .n_peers = a.cfg.n_peers,
+        .join = a.cfg.join[0] != '\0',
         .election_timeout_ms = a.cfg.election_timeout_ms,
         .heartbeat_timeout_ms = a.cfg.heartbeat_timeout_ms,
         .snapshot_threshold = a.cfg.snapshot_threshold,
         /* A lone voter commits by its own disk write alone: one entry at a
          * time makes the batches fuller and measured faster (docs/
          * benchmarks.md). A cluster overlaps replication round trips. */
-        .max_inflight = a.cfg.n_peers <= 1 ? 1 : 4,
+        .max_inflight = a.cfg.n_peers <= 1 && !a.cfg.join[0] ? 1 : 4,
         .on_role = onRole,
         .on_fatal = onFatal,
         .cb_ctx = &a,
@@ -168,6 +317,22 @@ int main(int argc, char **argv)
         return 1;
     }
     a.srv.raft = a.raft;
+    snprintf(a.raft_addr, sizeof a.raft_addr, "%s", raftAddr);
+    if (proxy_start(&a.srv, &a.proxy) != 0) {
+        fprintf(stderr, "gcsd: out of memory\n");
+        return 1;
+    }
+    a.srv.proxy = a.proxy;
+    /* Request ids: member id on top, a per-start nonce below, so ids
+     * never repeat across restarts. */
+    uint64_t nonce = ((uint64_t)server_now_ms() << 8) ^ uv_hrtime();
+    a.srv.origin = (a.cfg.id << 48) | (nonce & UINT64_C(0xffffffffffff));
+    if (rglue_role(a.raft, NULL) == RGLUE_ROLE_LEADER) announce(&a);
+    if (a.cfg.join[0] != '\0') {
+        uv_timer_init(&a.loop, &a.join_timer);
+        a.join_timer.data = &a;
+        uv_timer_start(&a.join_timer, onJoinTimer, 0, 0);
+    }
     uv_signal_init(&a.loop, &a.sigterm);
     uv_signal_init(&a.loop, &a.sigint);
     a.sigterm.data = a.sigint.data = &a;

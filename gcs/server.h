@@ -24,6 +24,7 @@ typedef struct client client;
 typedef struct reply_slot reply_slot;
 struct fsm;
 struct rglue;
+struct proxy;
 
 /* A reply that is not ready yet, in a client's queue of outstanding replies.
  * Owned by the queue; when the client goes away first, its slots are
@@ -51,6 +52,7 @@ enum {
     CLIENT_EOF = 1 << 9,          /* the peer sent all it will send */
     CLIENT_STOP_INPUT = 1 << 10,  /* QUIT or a protocol error: parse no more */
     CLIENT_PENDING_RESUME = 1 << 11, /* on the server's resume list */
+    CLIENT_READONLY = 1 << 12,    /* READONLY: stale reads from this member */
 };
 
 struct client {
@@ -102,6 +104,9 @@ struct server {
     const config *cfg;
     struct fsm *fsm;
     struct rglue *raft;
+    struct proxy *proxy;     /* runs commands that need the leader */
+    uint64_t origin;         /* request-id origin of this process */
+    uint64_t next_request_id;
     uv_tcp_t listener;
     uv_prepare_t before_sleep;
     uv_check_t resume;

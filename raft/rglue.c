@@ -140,6 +140,17 @@ typedef struct rg_dump {
     rg_get *waiters;
 } rg_dump;
 
+typedef struct rg_change {
+    struct raft_change req;
+    struct rglue *g;
+    uint64_t id;
+    bool promote; /* an add whose second step (assign voter) is pending */
+    rglue_change_cb cb;
+    void *arg;
+    int status;             /* for deferred completions */
+    struct rg_change *next; /* on g->deferred */
+} rg_change;
+
 struct rglue {
     uv_loop_t *loop;
     struct raft raft;
@@ -216,6 +227,7 @@ struct rglue {
     uint64_t commands_proposed;
     uint64_t snapshots_taken;
     uint64_t barriers;
+    rg_change *deferred; /* membership requests completed by the pump */
 };
 
 static void pump(rglue *g);
@@ -559,11 +571,13 @@ static void maybeBarrier(rglue *g)
 /* ---- the pump (uv_prepare) ---------------------------------------------- */
 
 static void raftCloseCb(struct raft *r);
+static void completeDeferred(rglue *g);
 static void handleClosed(uv_handle_t *h);
 
 static void maybeFinish(rglue *g)
 {
     if (!g->raft_closed || g->handles_open > 0 || g->n_works > 0) return;
+    completeDeferred(g);
     void (*cb)(void *) = g->stop_cb;
     void *arg = g->stop_arg;
     free(g->cmdv);
@@ -617,8 +631,19 @@ static void handleFailure(rglue *g)
     }
 }
 
+static void completeDeferred(rglue *g)
+{
+    while (g->deferred != NULL) {
+        rg_change *ch = g->deferred;
+        g->deferred = ch->next;
+        ch->cb(ch->arg, ch->status);
+        free(ch);
+    }
+}
+
 static void pump(rglue *g)
 {
+    completeDeferred(g);
     if (g->raft_closing) return;
     if (g->idle_active) {
         g->idle_active = false;
@@ -744,9 +769,11 @@ static int fsmSnapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
         return RAFT_NOMEM;
     }
     b->len = RG_MARKER_LEN;
-    /* raft snapshots at last_applied == commit_index: the marker's index is
-     * the snapshot's, and the put wrapper syncs the store before writing. */
-    rg_marker_encode(b->base, raft_last_applied(&g->raft));
+    /* The marker holds the state store's own applied index (the put
+     * wrapper syncs the store before writing it), not raft's: entries that
+     * never reach the state machine (barriers, configurations) advance
+     * raft's index past the store's, and that loses nothing. */
+    rg_marker_encode(b->base, g->fsm.applied_index(g->fsm.ctx));
     *bufs = b;
     *n_bufs = 1;
     return 0;
@@ -1312,8 +1339,10 @@ int rglue_start(const rglue_config *cfg, const rglue_fsm *fsm, rglue **out,
         raft_set_capacity_threshold(&g->raft, 0);
     }
 
-    rc = bootstrap(g, cfg, errbuf, errlen);
-    if (rc != 0) goto err_raft;
+    if (!cfg->join) {
+        rc = bootstrap(g, cfg, errbuf, errlen);
+        if (rc != 0) goto err_raft;
+    }
 
     g->in_start = true;
     rv = raft_start(&g->raft);
@@ -1477,4 +1506,184 @@ void rglue_get_status(rglue *g, rglue_status *st)
             m->match_index = match;
         }
     }
+}
+
+/* ---- membership and leadership ------------------------------------------ */
+
+int rglue_role(rglue *g, uint64_t *leader_id)
+{
+    if (leader_id != NULL) *leader_id = 0;
+    if (g == NULL || g->raft_closing) return RGLUE_ROLE_UNAVAILABLE;
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&g->raft, &leader, &address);
+    if (leader_id != NULL) *leader_id = leader;
+    return roleOf(raft_state(&g->raft));
+}
+
+
+static int fromRaftChange(int rv)
+{
+    switch (rv) {
+        case 0: return 0;
+        case RAFT_NOTLEADER:
+        case RAFT_LEADERSHIPLOST: return RGLUE_ENOTLEADER;
+        case RAFT_CANTCHANGE: return RGLUE_EBUSY;
+        case RAFT_BADID:
+        case RAFT_NOTFOUND: return RGLUE_ENOTFOUND;
+        case RAFT_NOMEM: return RGLUE_ENOMEM;
+        case RAFT_DUPLICATEID:
+        case RAFT_DUPLICATEADDRESS:
+        case RAFT_BADROLE: return RGLUE_EINVAL;
+        case RAFT_SHUTDOWN: return RGLUE_ESHUTDOWN;
+        default: return RGLUE_ERAFT;
+    }
+}
+
+static int changeable(rglue *g)
+{
+    if (g == NULL) return RGLUE_EINVAL;
+    if (g->stop_requested || g->raft_closing) return RGLUE_ESHUTDOWN;
+    if (g->failed) return RGLUE_EFAILED;
+    if (!isLeader(g)) return RGLUE_ENOTLEADER;
+    return 0;
+}
+
+static const struct raft_server *findServer(rglue *g, uint64_t id)
+{
+    const struct raft_configuration *c = &g->raft.configuration;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].id == id) return &c->servers[i];
+    }
+    return NULL;
+}
+
+/* Complete @ch from the pump, not from inside the caller's call. */
+static void deferDone(rg_change *ch, int status)
+{
+    ch->status = status;
+    ch->next = ch->g->deferred;
+    ch->g->deferred = ch;
+    kick(ch->g);
+}
+
+static void changeCb(struct raft_change *req, int status)
+{
+    rg_change *ch = RG_CONTAINER_OF(req, rg_change, req);
+    rglue *g = ch->g;
+    if (status == 0 && ch->promote) {
+        /* Added as a spare: now promote. raft makes a voter only after it
+         * has caught up (its catch-up rounds), so it never stalls commits. */
+        ch->promote = false;
+        int rv = raft_assign(&g->raft, &ch->req, ch->id, RAFT_VOTER,
+                             changeCb);
+        if (rv == 0) return;
+        status = rv;
+    }
+    int rc = fromRaftChange(status);
+    ch->cb(ch->arg, rc);
+    free(ch);
+}
+
+int rglue_add(rglue *g, uint64_t id, const char *address, rglue_change_cb cb,
+              void *arg)
+{
+    int rc = changeable(g);
+    if (rc != 0) return rc;
+    if (id == 0 || address == NULL || address[0] == '\0' || cb == NULL) {
+        return RGLUE_EINVAL;
+    }
+    const struct raft_server *s = findServer(g, id);
+    if (s != NULL && strcmp(s->address, address) != 0) return RGLUE_EINVAL;
+    rg_change *ch = calloc(1, sizeof *ch);
+    if (ch == NULL) return RGLUE_ENOMEM;
+    ch->g = g;
+    ch->id = id;
+    ch->cb = cb;
+    ch->arg = arg;
+    int rv;
+    if (s == NULL) {
+        ch->promote = true;
+        rv = raft_add(&g->raft, &ch->req, id, address, changeCb);
+    } else if (s->role != RAFT_VOTER) {
+        rv = raft_assign(&g->raft, &ch->req, id, RAFT_VOTER, changeCb);
+    } else {
+        /* Already a voter there: done (a joining member retries). The
+         * callback must not fire inside this call. */
+        deferDone(ch, 0);
+        return 0;
+    }
+    if (rv != 0) {
+        free(ch);
+        return fromRaftChange(rv);
+    }
+    return 0;
+}
+
+int rglue_remove(rglue *g, uint64_t id, rglue_change_cb cb, void *arg)
+{
+    int rc = changeable(g);
+    if (rc != 0) return rc;
+    if (id == 0 || cb == NULL) return RGLUE_EINVAL;
+    if (findServer(g, id) == NULL) return RGLUE_ENOTFOUND;
+    rg_change *ch = calloc(1, sizeof *ch);
+    if (ch == NULL) return RGLUE_ENOMEM;
+    ch->g = g;
+    ch->id = id;
+    ch->cb = cb;
+    ch->arg = arg;
+    int rv = raft_remove(&g->raft, &ch->req, id, changeCb);
+    if (rv != 0) {
+        free(ch);
+        return fromRaftChange(rv);
+    }
+    return 0;
+}
+
+unsigned rglue_voters(rglue *g)
+{
+    if (g == NULL || g->raft_closing) return 0;
+    const struct raft_configuration *c = &g->raft.configuration;
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].role == RAFT_VOTER) n++;
+    }
+    return n;
+}
+
+typedef struct rg_transfer_req {
+    struct raft_transfer req;
+    rglue *g;
+    rglue_change_cb cb;
+    void *arg;
+} rg_transfer_req;
+
+static void transferCb(struct raft_transfer *req)
+{
+    rg_transfer_req *t = RG_CONTAINER_OF(req, rg_transfer_req, req);
+    rglue *g = t->g;
+    uint64_t leader = 0;
+    int role = rglue_role(g, &leader);
+    bool moved = role != RGLUE_ROLE_LEADER && leader != 0 &&
+                 leader != g->raft.id;
+    t->cb(t->arg, moved ? 0 : RGLUE_ETRANSFER);
+    free(t);
+}
+
+int rglue_transfer(rglue *g, uint64_t id, rglue_change_cb cb, void *arg)
+{
+    int rc = changeable(g);
+    if (rc != 0) return rc;
+    if (cb == NULL) return RGLUE_EINVAL;
+    rg_transfer_req *t = calloc(1, sizeof *t);
+    if (t == NULL) return RGLUE_ENOMEM;
+    t->g = g;
+    t->cb = cb;
+    t->arg = arg;
+    int rv = raft_transfer(&g->raft, &t->req, id, transferCb);
+    if (rv != 0) {
+        free(t);
+        return fromRaftChange(rv);
+    }
+    return 0;
 }

@@ -34,7 +34,10 @@
     X(RGLUE_EINVAL, -30806, "invalid argument")                              \
     X(RGLUE_ERAFT, -30807, "raft library error")                             \
     X(RGLUE_ETOOBIG, -30808, "command too large")                            \
-    X(RGLUE_ENOSPACE, -30809, "no log space on a majority of members")
+    X(RGLUE_ENOSPACE, -30809, "no log space on a majority of members")     \
+    X(RGLUE_EBUSY, -30810, "a membership change is already in progress")   \
+    X(RGLUE_ENOTFOUND, -30811, "no such member")                           \
+    X(RGLUE_ETRANSFER, -30812, "leadership did not move in time")
 
 enum {
     RGLUE_OK = 0,
@@ -107,6 +110,9 @@ typedef struct rglue_config {
      * voters). Empty: a single-voter group of this member. */
     const rglue_peer *peers;
     size_t n_peers;
+    /* Never bootstrap: this member waits to be added to a running cluster
+     * (rglue_add on its leader). Ignored when the data dir has state. */
+    bool join;
 
     unsigned election_timeout_ms;  /* 0: 1000 */
     unsigned heartbeat_timeout_ms; /* 0: 100 */
@@ -173,6 +179,34 @@ typedef void (*rglue_read_cb)(void *arg, int status);
  * 0 or an error: RGLUE_ENOTLEADER, RGLUE_ESHUTDOWN, RGLUE_EFAILED,
  * RGLUE_ENOSPACE) or an error such as RGLUE_ENOTLEADER with no callback. */
 GCS_API int rglue_read(rglue *g, rglue_read_cb cb, void *arg);
+
+/* The role (RGLUE_ROLE_*) and the leader's id (0 when unknown). Cheap. */
+GCS_API int rglue_role(rglue *g, uint64_t *leader_id);
+
+/* Number of voters in the current configuration. Cheap. */
+GCS_API unsigned rglue_voters(rglue *g);
+
+/* Membership changes and leadership transfer, on the leader only. Each
+ * returns 0 (then @cb fires later with 0 or an error) or an error with no
+ * callback: RGLUE_ENOTLEADER, RGLUE_EBUSY (another change is in progress),
+ * RGLUE_ENOTFOUND, RGLUE_EINVAL. */
+typedef void (*rglue_change_cb)(void *arg, int status);
+
+/* Add member @id at raft address @address as a non-voter, let it catch up,
+ * then make it a voter. Adding a member that is already a voter at that
+ * address succeeds at once (so a joining member may simply retry). */
+GCS_API int rglue_add(rglue *g, uint64_t id, const char *address,
+                      rglue_change_cb cb, void *arg);
+
+/* Remove member @id from the configuration. */
+GCS_API int rglue_remove(rglue *g, uint64_t id, rglue_change_cb cb,
+                         void *arg);
+
+/* Hand leadership to voter @id (0: the most up-to-date one). @cb gets 0
+ * once another member leads, or RGLUE_ETRANSFER when that did not happen
+ * within an election timeout. */
+GCS_API int rglue_transfer(rglue *g, uint64_t id, rglue_change_cb cb,
+                           void *arg);
 
 typedef struct rglue_member {
     uint64_t id;

@@ -51,8 +51,9 @@
 #include <sys/stat.h>
 
 /* Tables in dump order. New tables go at the end, by name. */
-enum { DB_META, DB_KEYS, DB_FIELDS, DB_COUNT };
-static const char *const dbNames[DB_COUNT] = {"meta", "keys", "fields"};
+enum { DB_META, DB_KEYS, DB_FIELDS, DB_SYS, DB_COUNT };
+static const char *const dbNames[DB_COUNT] = {"meta", "keys", "fields",
+                                              "sys"};
 
 #define MAX_DBS 16
 #define MAX_VALUE_SIZE 0xffffffffu /* LMDB's limit for one value */
@@ -763,6 +764,100 @@ int storage_meta_set(storage_txn *t, const char *name, uint64_t value)
     return settle(t, metaPut(t, name, value));
 }
 
+/* ---- system records ----------------------------------------------------- */
+
+static int sysKey(const storage_txn *t, storage_slice key, MDB_val *k)
+{
+    if (!sliceValid(key) || key.len == 0 ||
+        key.len > (size_t)mdb_env_get_maxkeysize(t->s->env))
+        return STORAGE_EINVAL;
+    k->mv_size = key.len;
+    k->mv_data = (void *)key.data;
+    return STORAGE_OK;
+}
+
+int storage_sys_get(storage_txn *t, storage_slice key, storage_slice *value,
+                    bool *found)
+{
+    MDB_val k, v;
+    int rc = usable(t, false);
+    if (rc == 0)
+        rc = sysKey(t, key, &k);
+    if (rc)
+        return rc;
+    if (value == NULL || found == NULL)
+        return STORAGE_EINVAL;
+    rc = mdb_get(t->txn, t->s->dbi[DB_SYS], &k, &v);
+    *found = rc == 0;
+    if (rc == MDB_NOTFOUND)
+        return STORAGE_OK;
+    if (rc)
+        return fromMdb(rc);
+    value->data = v.mv_data;
+    value->len = v.mv_size;
+    return STORAGE_OK;
+}
+
+int storage_sys_put(storage_txn *t, storage_slice key, storage_slice value)
+{
+    MDB_val k, v = {value.len, (void *)value.data};
+    int rc = usable(t, true);
+    if (rc == 0)
+        rc = sysKey(t, key, &k);
+    if (rc)
+        return rc;
+    if (!sliceValid(value) || value.len > MAX_VALUE_SIZE)
+        return STORAGE_EINVAL;
+    t->touched = true;
+    return settle(t, fromMdb(mdb_put(t->txn, t->s->dbi[DB_SYS], &k, &v, 0)));
+}
+
+int storage_sys_delete(storage_txn *t, storage_slice key, bool *deleted)
+{
+    MDB_val k;
+    int rc = usable(t, true);
+    if (rc == 0)
+        rc = sysKey(t, key, &k);
+    if (rc)
+        return rc;
+    t->touched = true;
+    rc = mdb_del(t->txn, t->s->dbi[DB_SYS], &k, NULL);
+    if (deleted)
+        *deleted = rc == 0;
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    return settle(t, fromMdb(rc));
+}
+
+int storage_sys_scan(storage_txn *t, storage_slice prefix,
+                     storage_field_fn fn, void *arg)
+{
+    int rc = usable(t, false);
+    if (rc)
+        return rc;
+    if (!sliceValid(prefix) || fn == NULL)
+        return STORAGE_EINVAL;
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(t->txn, t->s->dbi[DB_SYS], &cur)) != 0)
+        return fromMdb(rc);
+    MDB_val k = {prefix.len, (void *)prefix.data}, v;
+    int ret = 0;
+    rc = mdb_cursor_get(cur, &k, &v, prefix.len ? MDB_SET_RANGE : MDB_FIRST);
+    while (rc == 0 && ret == 0) {
+        if (k.mv_size < prefix.len ||
+            (prefix.len && memcmp(k.mv_data, prefix.data, prefix.len) != 0))
+            break;
+        storage_slice ks = {k.mv_data, k.mv_size}, vs = {v.mv_data, v.mv_size};
+        ret = fn(arg, ks, vs);
+        if (ret == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (ret)
+        return ret;
+    return rc == MDB_NOTFOUND || rc == 0 ? STORAGE_OK : fromMdb(rc);
+}
+
 /* ---- keyspace API ------------------------------------------------------- */
 
 int storage_key_type(storage_txn *t, storage_slice key, storage_type *type)
@@ -1375,7 +1470,9 @@ static int parseDump(const uint8_t *p, size_t len, size_t maxKey,
             /* Strictly ascending, so MDB_APPEND can load it. */
             if (i > 0 && keyCmp(&prev.k, &e.k) >= 0)
                 return STORAGE_ECORRUPT;
-            if (db == DB_META ? e.v.mv_size != 8 : e.k.mv_size != SLOT_LEN)
+            if ((db == DB_META && e.v.mv_size != 8) ||
+                ((db == DB_KEYS || db == DB_FIELDS) &&
+                 e.k.mv_size != SLOT_LEN))
                 return STORAGE_ECORRUPT;
             prev = e;
         }

@@ -183,6 +183,26 @@ GCS_API int storage_hash_scan(storage_txn *t, storage_slice key,
                               uint64_t cursor, size_t count,
                               storage_field_fn fn, void *arg, uint64_t *next);
 
+/* ---- system records ----------------------------------------------------
+ *
+ * gcsd's own replicated bookkeeping (request de-duplication, the member
+ * directory), apart from the keyspace so that no client command sees it.
+ * Plain byte keys (1..511 bytes) in bytewise order, byte values. Dumps carry
+ * them like everything else. */
+
+GCS_API int storage_sys_get(storage_txn *t, storage_slice key,
+                            storage_slice *value, bool *found);
+GCS_API int storage_sys_put(storage_txn *t, storage_slice key,
+                            storage_slice value);
+/* *deleted (may be NULL) tells whether the record existed. */
+GCS_API int storage_sys_delete(storage_txn *t, storage_slice key,
+                               bool *deleted);
+/* Visit, in key order, the records whose key starts with @prefix (empty:
+ * all). A callback returning non-zero stops the walk and that value is
+ * returned; it must not modify the table. */
+GCS_API int storage_sys_scan(storage_txn *t, storage_slice prefix,
+                             storage_field_fn fn, void *arg);
+
 /* ---- dumps: whole-state copies for raft snapshots and backups ----------
  *
  * A dump is a self-describing, checksummed byte string holding every table

@@ -1,0 +1,238 @@
+/* Cluster commands: RAFT.STATUS, RAFT.ADD, RAFT.REMOVE, RAFT.TRANSFER,
+ * READONLY / READWRITE, and the two internal ones members send each other:
+ * GCS.FWD (a forwarded command) and GCS.ANNOUNCE (a new leader's client
+ * address, recorded in the member directory). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <raft.h>
+
+#include "command.h"
+#include "fsm.h"
+#include "rglue.h"
+#include "server.h"
+
+static const char *groupRoleName(int role)
+{
+    switch (role) {
+        case RGLUE_ROLE_LEADER: return "leader";
+        case RGLUE_ROLE_FOLLOWER: return "follower";
+        case RGLUE_ROLE_CANDIDATE: return "candidate";
+        default: return "unavailable";
+    }
+}
+
+static const char *memberRoleName(int role)
+{
+    switch (role) {
+        case RAFT_VOTER: return "voter";
+        case RAFT_STANDBY: return "standby";
+        default: return "spare";
+    }
+}
+
+static void addField(resp_buf *b, const char *name, const char *value)
+{
+    resp_add_bulk_str(b, name);
+    resp_add_bulk_str(b, value);
+}
+
+static void addFieldU64(resp_buf *b, const char *name, uint64_t v)
+{
+    resp_add_bulk_str(b, name);
+    resp_add_integer(b, (long long)v);
+}
+
+/* RAFT.STATUS: this member's view of the group, as field/value pairs. */
+static void statusCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    server *srv = c->srv;
+    rglue_status st;
+    rglue_get_status(srv->raft, &st);
+    char leaderAddr[256] = "";
+    if (st.leader_id != 0) {
+        fsm_member_address(srv->fsm, st.leader_id, leaderAddr,
+                           sizeof leaderAddr);
+    }
+    resp_buf *b = client_reply(c);
+    resp_add_array(b, 26);
+    addFieldU64(b, "id", st.id);
+    addField(b, "role", groupRoleName(st.role));
+    addFieldU64(b, "term", st.term);
+    addFieldU64(b, "leader_id", st.leader_id);
+    addField(b, "leader_address", leaderAddr);
+    addField(b, "leader_raft_address", st.leader_address);
+    addFieldU64(b, "commit_index", st.commit_index);
+    addFieldU64(b, "applied_index", st.applied_index);
+    addFieldU64(b, "last_index", st.last_index);
+    addFieldU64(b, "snapshots", st.snapshots_taken);
+    addFieldU64(b, "failed", st.failed || srv->fsm->failed);
+    addField(b, "failure", srv->fsm->failed ? srv->fsm->failure : st.failure);
+    resp_add_bulk_str(b, "members");
+    resp_add_array(b, st.n_members);
+    for (size_t i = 0; i < st.n_members; i++) {
+        const rglue_member *m = &st.members[i];
+        char addr[256] = "";
+        fsm_member_address(srv->fsm, m->id, addr, sizeof addr);
+        resp_add_array(b, 10);
+        addFieldU64(b, "id", m->id);
+        addField(b, "raft_address", m->address);
+        addField(b, "client_address", addr);
+        addField(b, "role", memberRoleName(m->role));
+        addFieldU64(b, "match_index", m->match_index);
+    }
+}
+
+static bool parseId(const resp_arg *a, uint64_t *id)
+{
+    return parse_u64(a->ptr, a->len, id) && *id > 0 && *id <= UINT32_MAX;
+}
+
+static void onChangeDone(void *arg, int status)
+{
+    reply_slot *slot = arg;
+    if (status == 0) resp_add_status(&slot->reply, "OK");
+    else if (status == RGLUE_ETRANSFER)
+        resp_add_error(&slot->reply, "ERR leadership did not move within an "
+                                     "election timeout");
+    else if (status == RGLUE_EBUSY)
+        resp_add_error(&slot->reply, "ERR a membership change is already in "
+                                     "progress; retry when it is done");
+    else if (status == RGLUE_ENOTFOUND)
+        resp_add_error(&slot->reply, "ERR no such member");
+    else if (status == RGLUE_EINVAL)
+        resp_add_error(&slot->reply, "ERR invalid member id or address (an "
+                                     "id already in use at another address?)");
+    else command_reply_raft_error(&slot->reply, status);
+    client_slot_done(slot);
+}
+
+/* Start an asynchronous change whose callback completes a reply slot. */
+static void startChange(client *c, int rc, reply_slot *slot)
+{
+    (void)c;
+    if (rc != 0) onChangeDone(slot, rc);
+}
+
+static void addCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    uint64_t id;
+    if (!parseId(&argv[1], &id)) {
+        resp_add_error(client_reply(c), "ERR invalid member id");
+        return;
+    }
+    char addr[256];
+    if (argv[2].len == 0 || argv[2].len >= sizeof addr ||
+        memchr(argv[2].ptr, ':', argv[2].len) == NULL) {
+        resp_add_error(client_reply(c), "ERR invalid raft address, expected "
+                                        "host:port");
+        return;
+    }
+    memcpy(addr, argv[2].ptr, argv[2].len);
+    addr[argv[2].len] = '\0';
+    reply_slot *slot = client_slot_new(c);
+    startChange(c, rglue_add(c->srv->raft, id, addr, onChangeDone, slot),
+                slot);
+}
+
+static void removeCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    uint64_t id;
+    if (!parseId(&argv[1], &id)) {
+        resp_add_error(client_reply(c), "ERR invalid member id");
+        return;
+    }
+    if (id == c->srv->cfg->id) {
+        resp_add_error(client_reply(c), "ERR cannot remove the leader: "
+                                        "RAFT.TRANSFER first");
+        return;
+    }
+    reply_slot *slot = client_slot_new(c);
+    startChange(c, rglue_remove(c->srv->raft, id, onChangeDone, slot), slot);
+}
+
+static void transferCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    uint64_t id = 0;
+    if (argc > 2) {
+        resp_add_error(client_reply(c), ERR_SYNTAX);
+        return;
+    }
+    if (argc == 2 && !parseId(&argv[1], &id)) {
+        resp_add_error(client_reply(c), "ERR invalid member id");
+        return;
+    }
+    reply_slot *slot = client_slot_new(c);
+    startChange(c, rglue_transfer(c->srv->raft, id, onChangeDone, slot),
+                slot);
+}
+
+static void readonlyCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    c->flags |= CLIENT_READONLY;
+    resp_add_status(client_reply(c), "OK");
+}
+
+static void readwriteCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    c->flags &= ~(unsigned)CLIENT_READONLY;
+    resp_add_status(client_reply(c), "OK");
+}
+
+static int announceCheck(size_t argc, const resp_arg *argv, resp_buf *err)
+{
+    uint64_t id;
+    if (!parseId(&argv[1], &id)) {
+        resp_add_error(err, "ERR invalid member id");
+        return -1;
+    }
+    if (argv[2].len == 0 || argv[2].len > 255) {
+        resp_add_error(err, "ERR invalid address");
+        return -1;
+    }
+    return 0;
+}
+
+static int announceApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                         resp_buf *reply)
+{
+    uint64_t id;
+    if (!parseId(&argv[1], &id) || argv[2].len == 0 || argv[2].len > 255) {
+        resp_add_error(reply, "ERR invalid announcement");
+        return 0;
+    }
+    int rc = fsm_set_member_address(a->txn, id, arg_slice(&argv[2]));
+    if (rc != 0) return rc;
+    resp_add_status(reply, "OK");
+    return 0;
+}
+
+static void fwdCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    /* command_dispatch handles envelopes itself (CMD_ENVELOPE). */
+    resp_add_error(client_reply(c), "ERR GCS.FWD is internal");
+}
+
+const command raft_commands[] = {
+    {"raft.status", 1, CMD_ADMIN, statusCommand, NULL, NULL, 0, 0, 0,
+     "cluster", "Shows this member's view of the raft group."},
+    {"raft.add", 3, CMD_ADMIN | CMD_LEADER, addCommand, NULL, NULL, 0, 0, 0,
+     "cluster", "Adds a member: non-voter first, voter once caught up."},
+    {"raft.remove", 2, CMD_ADMIN | CMD_LEADER, removeCommand, NULL, NULL, 0,
+     0, 0, "cluster", "Removes a member from the raft group."},
+    {"raft.transfer", -1, CMD_ADMIN | CMD_LEADER, transferCommand, NULL,
+     NULL, 0, 0, 0, "cluster", "Hands leadership to another voter."},
+    {"readonly", 1, CMD_FAST, readonlyCommand, NULL, NULL, 0, 0, 0,
+     "cluster", "Serves this connection's reads from the local replica, "
+     "possibly stale."},
+    {"readwrite", 1, CMD_FAST, readwriteCommand, NULL, NULL, 0, 0, 0,
+     "cluster", "Makes this connection's reads linearizable again."},
+    {"gcs.announce", 3, CMD_WRITE | CMD_ADMIN, NULL, announceCheck,
+     announceApply, 0, 0, 0, "cluster",
+     "Internal: records a member's client address."},
+    {"gcs.fwd", 2, CMD_ENVELOPE | CMD_ADMIN, fwdCommand, NULL, NULL, 0, 0, 0,
+     "cluster", "Internal: a command forwarded by another member."},
+};
+const size_t raft_commands_count =
+    sizeof raft_commands / sizeof raft_commands[0];
