@@ -13,6 +13,7 @@
 #include "command.h"
 #include "glob.h"
 #include "log.h"
+#include "proxy.h"
 #include "rglue.h"
 
 #define GCSD_VERSION_STR "0.1.0"
@@ -576,6 +577,12 @@ static void infoSection(client *c, const char *name, resp_buf *b)
         infoLine(b, "raft_term:%" PRIu64, st.term);
         infoLine(b, "raft_leader_id:%" PRIu64, st.leader_id);
         infoLine(b, "raft_leader_address:%s", st.leader_address);
+        char leaderClient[256] = "";
+        if (st.leader_id != 0) {
+            fsm_member_address(srv->fsm, st.leader_id, leaderClient,
+                               sizeof leaderClient);
+        }
+        infoLine(b, "raft_leader_client_address:%s", leaderClient);
         infoLine(b, "raft_commit_index:%" PRIu64, st.commit_index);
         infoLine(b, "raft_applied_index:%" PRIu64, st.applied_index);
         infoLine(b, "raft_last_index:%" PRIu64, st.last_index);
@@ -586,6 +593,15 @@ static void infoSection(client *c, const char *name, resp_buf *b)
         infoLine(b, "raft_failed:%d", st.failed || srv->fsm->failed);
         infoLine(b, "raft_failure:%s",
                  srv->fsm->failed ? srv->fsm->failure : st.failure);
+        proxy_stats ps;
+        proxy_get_stats(srv->proxy, &ps);
+        infoLine(b, "raft_forwarded:%" PRIu64, ps.forwarded);
+        infoLine(b, "raft_retried:%" PRIu64, ps.retried);
+        infoLine(b, "raft_redirected:%" PRIu64, ps.redirected);
+        infoLine(b, "raft_leader_wait_timeouts:%" PRIu64, ps.timed_out);
+        infoLine(b, "raft_waiting_for_leader:%zu", ps.waiting);
+        infoLine(b, "raft_duplicates_answered:%" PRIu64,
+                 srv->fsm->duplicates);
         infoLine(b, "raft_members:%zu", st.n_members);
         for (size_t i = 0; i < st.n_members; i++) {
             const rglue_member *m = &st.members[i];

@@ -239,3 +239,133 @@ Test(fsm, empty_arguments)
     free(data);
     envClose(&e);
 }
+
+/* Apply one command with a request id at @index and leader time @time_ms;
+ * returns its reply. */
+static void applyWithId(env *e, uint64_t index, int64_t time_ms,
+                        uint64_t origin, uint64_t id, const char *line,
+                        replies *out)
+{
+    char *copy = strdup(line);
+    resp_arg argv[16];
+    size_t argc = 0;
+    for (char *t = strtok(copy, " "); t; t = strtok(NULL, " ")) {
+        argv[argc].ptr = t;
+        argv[argc].len = strlen(t);
+        argc++;
+    }
+    rglue_cmd cmd;
+    void *data;
+    cr_assert_eq(fsm_encode_write(origin, id, argc, argv, &data, &cmd.len), 0);
+    cmd.data = data;
+    memset(out, 0, sizeof *out);
+    cr_assert_eq(e->hooks.apply(e->hooks.ctx, index, time_ms, &cmd, 1,
+                                collect, out), 0);
+    free(data);
+    free(copy);
+}
+
+static void assertString(env *e, const char *key, const char *want)
+{
+    storage_txn *t = fsm_read_txn(&e->f);
+    storage_slice v;
+    bool found;
+    cr_assert_eq(storage_string_get(t, (storage_slice){key, strlen(key)}, &v,
+                                    &found), 0);
+    cr_assert(found, "%s missing", key);
+    cr_assert(v.len == strlen(want) && memcmp(v.data, want, v.len) == 0,
+              "%s = %.*s, want %s", key, (int)v.len, (const char *)v.data,
+              want);
+}
+
+Test(fsm, retried_request_id_applies_once)
+{
+    env e;
+    envOpen(&e);
+    const int64_t t0 = 1700000000000;
+    replies r;
+    applyWithId(&e, 2, t0, 7, 1, "INCRBY n 5", &r);
+    cr_assert_str_eq(r.text[0], ":5\r\n");
+    /* The retry, in a later entry: the first reply again, nothing applied. */
+    applyWithId(&e, 3, t0 + 10, 7, 1, "INCRBY n 5", &r);
+    cr_assert_str_eq(r.text[0], ":5\r\n");
+    assertString(&e, "n", "5");
+    cr_assert_eq(e.f.duplicates, 1);
+    /* Same id from another origin, and a new id: both apply. */
+    applyWithId(&e, 4, t0 + 20, 8, 1, "INCRBY n 5", &r);
+    cr_assert_str_eq(r.text[0], ":10\r\n");
+    applyWithId(&e, 5, t0 + 30, 7, 2, "INCRBY n 5", &r);
+    cr_assert_str_eq(r.text[0], ":15\r\n");
+    /* An error reply is remembered too (and nothing changes). */
+    applyWithId(&e, 6, t0 + 40, 7, 3, "HSET n f v", &r);
+    cr_assert(strncmp(r.text[0], "-WRONGTYPE", 10) == 0);
+    applyWithId(&e, 7, t0 + 50, 7, 3, "HSET n f v", &r);
+    cr_assert(strncmp(r.text[0], "-WRONGTYPE", 10) == 0);
+    /* Without an id there is no de-duplication. */
+    const char *const incr[] = {"INCRBY n 5"};
+    applyLines(&e, 8, incr, 1, &r);
+    applyLines(&e, 9, incr, 1, &r);
+    assertString(&e, "n", "25");
+    envClose(&e);
+}
+
+Test(fsm, dedup_records_expire_by_leader_time)
+{
+    env e;
+    envOpen(&e);
+    const int64_t t0 = 1700000000000;
+    replies r;
+    applyWithId(&e, 2, t0, 7, 1, "INCR n", &r);
+    applyWithId(&e, 3, t0 + 1000, 7, 2, "INCR n", &r);
+    storage_txn *t = fsm_read_txn(&e.f);
+    uint64_t count;
+    cr_assert_eq(storage_meta_get(t, "dedup_records", &count), 0);
+    cr_assert_eq(count, 2);
+    /* Six minutes of leader time later, both records are past the window:
+     * the entry's own command is recorded, the old ones dropped. */
+    applyWithId(&e, 4, t0 + 6 * 60 * 1000, 7, 3, "INCR n", &r);
+    t = fsm_read_txn(&e.f);
+    cr_assert_eq(storage_meta_get(t, "dedup_records", &count), 0);
+    cr_assert_eq(count, 1);
+    /* So a (very late) retry of id 1 is applied again, as documented. */
+    applyWithId(&e, 5, t0 + 6 * 60 * 1000 + 1, 7, 1, "INCR n", &r);
+    cr_assert_str_eq(r.text[0], ":4\r\n");
+    /* Id 3 is still remembered. */
+    applyWithId(&e, 6, t0 + 6 * 60 * 1000 + 2, 7, 3, "INCR n", &r);
+    cr_assert_str_eq(r.text[0], ":3\r\n");
+    envClose(&e);
+}
+
+Test(fsm, member_directory)
+{
+    env e;
+    envOpen(&e);
+    const char *const lines[] = {"GCS.ANNOUNCE 2 10.0.0.2:6379",
+                                 "GCS.ANNOUNCE 3 gcsd-2.gcsd:6379",
+                                 "GCS.ANNOUNCE 2 10.0.0.9:6379",
+                                 "GCS.ANNOUNCE 0 x:1"};
+    replies r;
+    applyLines(&e, 2, lines, 4, &r);
+    cr_assert_str_eq(r.text[0], "+OK\r\n");
+    cr_assert(r.text[3][0] == '-', "id 0 is refused");
+    char addr[256];
+    cr_assert_eq(fsm_member_address(&e.f, 2, addr, sizeof addr), 0);
+    cr_assert_str_eq(addr, "10.0.0.9:6379");
+    cr_assert_eq(fsm_member_address(&e.f, 3, addr, sizeof addr), 0);
+    cr_assert_str_eq(addr, "gcsd-2.gcsd:6379");
+    cr_assert_eq(fsm_member_address(&e.f, 4, addr, sizeof addr), 0);
+    cr_assert_str_eq(addr, "");
+    /* The directory travels in dumps (snapshots to new members). */
+    storage_txn *t = fsm_read_txn(&e.f);
+    void *dump;
+    size_t len;
+    cr_assert_eq(storage_dump(t, &dump, &len), 0);
+    env other;
+    envOpen(&other);
+    cr_assert_eq(other.hooks.restore(other.hooks.ctx, dump, len), 0);
+    cr_assert_eq(fsm_member_address(&other.f, 3, addr, sizeof addr), 0);
+    cr_assert_str_eq(addr, "gcsd-2.gcsd:6379");
+    free(dump);
+    envClose(&other);
+    envClose(&e);
+}

@@ -1422,8 +1422,10 @@ Test(storage, dump_of_empty_store)
     void *buf;
     size_t len;
     dumpOf(src, &buf, &len);
-    /* header + three empty table records + trailer */
-    cr_assert_eq(len, 24 + (1 + 4 + 8) + (1 + 4 + 8) + (1 + 6 + 8) + 8);
+    /* header + four empty table records (meta, keys, fields, sys) +
+     * trailer */
+    cr_assert_eq(len, 24 + (1 + 4 + 8) + (1 + 4 + 8) + (1 + 6 + 8) +
+                          (1 + 3 + 8) + 8);
     uint64_t index = 9;
     OK(storage_dump_applied_index(buf, len, &index));
     cr_assert_eq(index, 0);
@@ -1626,5 +1628,91 @@ Test(storage, free_bytes_after_deletes)
     storage_info later;
     cr_assert_eq(storage_get_info(s, &later), STORAGE_OK);
     cr_assert_leq(after, later.used_bytes);
+    storage_close(s);
+}
+
+/* ---- system records ------------------------------------------------------ */
+
+typedef struct sysSeen {
+    char keys[8][16];
+    size_t n;
+} sysSeen;
+
+static int collectSys(void *arg, storage_slice key, storage_slice value)
+{
+    sysSeen *s = arg;
+    (void)value;
+    cr_assert_lt(s->n, 8);
+    cr_assert_lt(key.len, 16);
+    memcpy(s->keys[s->n], key.data, key.len);
+    s->keys[s->n][key.len] = '\0';
+    s->n++;
+    return 0;
+}
+
+static int stopAtFirst(void *arg, storage_slice key, storage_slice value)
+{
+    (void)arg;
+    (void)key;
+    (void)value;
+    return 7;
+}
+
+Test(storage, sys_records, .fini = cleanup)
+{
+    storage *s = openStore(newDir(), 0);
+    storage_txn *t = beginW(s);
+    cr_assert_eq(storage_sys_put(t, sl("qb"), sl("2")), 0);
+    cr_assert_eq(storage_sys_put(t, sl("qa"), sl("1")), 0);
+    cr_assert_eq(storage_sys_put(t, sl("m1"), sl("host:1")), 0);
+    cr_assert_eq(storage_sys_put(t, sl("r"), sl("")), 0);
+    cr_assert_eq(storage_sys_put(t, sl(""), sl("x")), STORAGE_EINVAL);
+    cr_assert_eq(storage_commit(t), 0);
+    /* Not part of the keyspace. */
+    cr_assert_eq(keyCount(s), 0);
+
+    t = beginR(s);
+    storage_slice v;
+    bool found;
+    cr_assert_eq(storage_sys_get(t, sl("m1"), &v, &found), 0);
+    cr_assert(found && sliceIs(v, sl("host:1")));
+    cr_assert_eq(storage_sys_get(t, sl("m2"), &v, &found), 0);
+    cr_assert(!found);
+    sysSeen visited = {.n = 0};
+    cr_assert_eq(storage_sys_scan(t, sl("q"), collectSys, &visited), 0);
+    cr_assert_eq(visited.n, 2);
+    cr_assert_str_eq(visited.keys[0], "qa"); /* bytewise order */
+    cr_assert_str_eq(visited.keys[1], "qb");
+    visited.n = 0;
+    cr_assert_eq(storage_sys_scan(t, sl(""), collectSys, &visited), 0);
+    cr_assert_eq(visited.n, 4);
+    cr_assert_eq(storage_sys_scan(t, sl("q"), stopAtFirst, NULL), 7);
+    /* Read transactions cannot write. */
+    cr_assert_eq(storage_sys_put(t, sl("z"), sl("z")), STORAGE_EINVAL);
+
+    /* Dumps carry them; FLUSHALL does not touch them. */
+    void *dump;
+    size_t len;
+    cr_assert_eq(storage_dump(t, &dump, &len), 0);
+    storage_abort(t);
+    t = beginW(s);
+    cr_assert_eq(storage_key_flush(t), 0);
+    bool deleted;
+    cr_assert_eq(storage_sys_delete(t, sl("qa"), &deleted), 0);
+    cr_assert(deleted);
+    cr_assert_eq(storage_sys_delete(t, sl("qa"), &deleted), 0);
+    cr_assert(!deleted);
+    cr_assert_eq(storage_commit(t), 0);
+
+    storage *other = openStore(newDir(), 0);
+    cr_assert_eq(storage_load_dump(other, dump, len), 0);
+    free(dump);
+    t = beginR(other);
+    cr_assert_eq(storage_sys_get(t, sl("qa"), &v, &found), 0);
+    cr_assert(found && sliceIs(v, sl("1")));
+    cr_assert_eq(storage_sys_get(t, sl("r"), &v, &found), 0);
+    cr_assert(found && v.len == 0);
+    storage_abort(t);
+    storage_close(other);
     storage_close(s);
 }
