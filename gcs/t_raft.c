@@ -4,6 +4,7 @@
  * address, recorded in the member directory). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <raft.h>
@@ -89,30 +90,79 @@ static bool parseId(const resp_arg *a, uint64_t *id)
     return parse_u64(a->ptr, a->len, id) && *id > 0 && *id <= UINT32_MAX;
 }
 
-static void onChangeDone(void *arg, int status)
+/* A membership change or transfer in progress for one client. raft allows
+ * one change at a time, and none before a new leader has committed in its
+ * term: "busy" is retried for up to --leader-wait-ms before it is reported. */
+typedef struct change {
+    reply_slot *slot;
+    server *srv;
+    int kind; /* 'a'dd, 'r'emove, 't'ransfer */
+    uint64_t id;
+    char addr[256];
+    int64_t deadline;
+    uv_timer_t timer;
+} change;
+
+static void changeFree(uv_handle_t *h)
 {
-    reply_slot *slot = arg;
-    if (status == 0) resp_add_status(&slot->reply, "OK");
-    else if (status == RGLUE_ETRANSFER)
-        resp_add_error(&slot->reply, "ERR leadership did not move within an "
-                                     "election timeout");
-    else if (status == RGLUE_EBUSY)
-        resp_add_error(&slot->reply, "ERR a membership change is already in "
-                                     "progress; retry when it is done");
-    else if (status == RGLUE_ENOTFOUND)
-        resp_add_error(&slot->reply, "ERR no such member");
-    else if (status == RGLUE_EINVAL)
-        resp_add_error(&slot->reply, "ERR invalid member id or address (an "
-                                     "id already in use at another address?)");
-    else command_reply_raft_error(&slot->reply, status);
-    client_slot_done(slot);
+    free(h->data);
 }
 
-/* Start an asynchronous change whose callback completes a reply slot. */
-static void startChange(client *c, int rc, reply_slot *slot)
+static void changeFinish(change *ch, int status)
 {
-    (void)c;
-    if (rc != 0) onChangeDone(slot, rc);
+    resp_buf *b = &ch->slot->reply;
+    if (status == 0) resp_add_status(b, "OK");
+    else if (status == RGLUE_ETRANSFER)
+        resp_add_error(b, "ERR leadership did not move within an election "
+                          "timeout");
+    else if (status == RGLUE_EBUSY)
+        resp_add_error(b, "ERR a membership change is already in progress; "
+                          "retry when it is done");
+    else if (status == RGLUE_ENOTFOUND)
+        resp_add_error(b, "ERR no such member");
+    else if (status == RGLUE_EINVAL)
+        resp_add_error(b, "ERR invalid member id or address (an id already "
+                          "in use at another address?)");
+    else command_reply_raft_error(b, status);
+    client_slot_done(ch->slot);
+    uv_close((uv_handle_t *)&ch->timer, changeFree);
+}
+
+static void onChangeDone(void *arg, int status)
+{
+    changeFinish(arg, status);
+}
+
+static void changeTry(uv_timer_t *t)
+{
+    change *ch = t->data;
+    rglue *g = ch->srv->raft;
+    int rc = ch->kind == 'a'   ? rglue_add(g, ch->id, ch->addr, onChangeDone, ch)
+             : ch->kind == 'r' ? rglue_remove(g, ch->id, onChangeDone, ch)
+                               : rglue_transfer(g, ch->id, onChangeDone, ch);
+    if (rc == RGLUE_EBUSY && server_now_ms() < ch->deadline) {
+        uv_timer_start(&ch->timer, changeTry, 20, 0);
+        return;
+    }
+    if (rc != 0) changeFinish(ch, rc);
+}
+
+static void startChange(client *c, int kind, uint64_t id, const char *addr)
+{
+    change *ch = calloc(1, sizeof *ch);
+    if (ch == NULL) {
+        resp_add_error(client_reply(c), "ERR out of memory");
+        return;
+    }
+    ch->slot = client_slot_new(c);
+    ch->srv = c->srv;
+    ch->kind = kind;
+    ch->id = id;
+    if (addr != NULL) snprintf(ch->addr, sizeof ch->addr, "%s", addr);
+    ch->deadline = server_now_ms() + (int64_t)c->srv->cfg->leader_wait_ms;
+    uv_timer_init(c->srv->loop, &ch->timer);
+    ch->timer.data = ch;
+    changeTry(&ch->timer);
 }
 
 static void addCommand(client *c, size_t argc, const resp_arg *argv)
@@ -131,9 +181,7 @@ static void addCommand(client *c, size_t argc, const resp_arg *argv)
     }
     memcpy(addr, argv[2].ptr, argv[2].len);
     addr[argv[2].len] = '\0';
-    reply_slot *slot = client_slot_new(c);
-    startChange(c, rglue_add(c->srv->raft, id, addr, onChangeDone, slot),
-                slot);
+    startChange(c, 'a', id, addr);
 }
 
 static void removeCommand(client *c, size_t argc, const resp_arg *argv)
@@ -148,8 +196,7 @@ static void removeCommand(client *c, size_t argc, const resp_arg *argv)
                                         "RAFT.TRANSFER first");
         return;
     }
-    reply_slot *slot = client_slot_new(c);
-    startChange(c, rglue_remove(c->srv->raft, id, onChangeDone, slot), slot);
+    startChange(c, 'r', id, NULL);
 }
 
 static void transferCommand(client *c, size_t argc, const resp_arg *argv)
@@ -163,9 +210,7 @@ static void transferCommand(client *c, size_t argc, const resp_arg *argv)
         resp_add_error(client_reply(c), "ERR invalid member id");
         return;
     }
-    reply_slot *slot = client_slot_new(c);
-    startChange(c, rglue_transfer(c->srv->raft, id, onChangeDone, slot),
-                slot);
+    startChange(c, 't', id, NULL);
 }
 
 static void readonlyCommand(client *c, size_t argc, const resp_arg *argv)

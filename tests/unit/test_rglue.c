@@ -243,7 +243,7 @@ static size_t tfsmCount(tfsm *f)
 
 /* ---- harness ------------------------------------------------------------ */
 
-#define MAX_NODES 3
+#define MAX_NODES 5
 
 typedef struct node {
     rglue *g;
@@ -360,6 +360,7 @@ typedef struct startOpts {
     unsigned threshold, trailing;
     size_t max_entry_bytes;
     unsigned max_inflight;
+    bool join;
 } startOpts;
 
 static rglue_config configOf(node *x, int cluster, const startOpts *o,
@@ -385,6 +386,7 @@ static rglue_config configOf(node *x, int cluster, const startOpts *o,
         c.snapshot_trailing = o->trailing;
         c.max_entry_bytes = o->max_entry_bytes;
         c.max_inflight = o->max_inflight;
+        c.join = o->join;
     }
     c.on_role = onRole;
     c.on_fatal = onFatal;
@@ -1297,4 +1299,154 @@ Test(rglue, leader_losing_quorum_fails_pending_work_once,
     }
     cr_assert_eq(rglue_propose(leader->g, "z", 1, doneCb, &P[0]),
                  RGLUE_ENOTLEADER);
+}
+
+/* ---- membership and leadership ------------------------------------------ */
+
+typedef struct changeReq {
+    int calls;
+    int status;
+} changeReq;
+
+static void changeCb(void *arg, int status)
+{
+    changeReq *c = arg;
+    cr_expect(!W.in_api, "change callback fired from inside the API call");
+    c->calls++;
+    c->status = status;
+}
+
+static bool changeDone(void *arg)
+{
+    return ((changeReq *)arg)->calls > 0;
+}
+
+static int memberRole(rglue *g, uint64_t id)
+{
+    rglue_status st;
+    rglue_get_status(g, &st);
+    for (size_t i = 0; i < st.n_members; i++) {
+        if (st.members[i].id == id) return st.members[i].role;
+    }
+    return -1;
+}
+
+typedef struct leaderOther {
+    int not; /* index that must not lead */
+} leaderOther;
+
+static bool otherLeads(void *arg)
+{
+    leaderOther *o = arg;
+    int l = leaderIndex();
+    return l >= 0 && l != o->not && W.nodes[l].role == RGLUE_ROLE_LEADER;
+}
+
+Test(rglue, add_transfer_remove,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    initNodes(4);
+    for (int i = 0; i < 3; i++) mustStart(i, 3, NULL);
+    int l = waitLeader();
+    node *leader = &W.nodes[l];
+    for (int i = 0; i < 30; i++) cr_assert_eq(proposeStr(leader->g, "a-%d", i), 0);
+    cr_assert(runUntil(allDone, NULL, 10000));
+
+    /* A joining member starts without bootstrapping and is added. */
+    startOpts join = {.join = true};
+    mustStart(3, 1, &join);
+    cr_assert_eq(rglue_voters(W.nodes[3].g), 0, "a joiner has no config");
+    changeReq add = {0};
+    W.in_api = true;
+    int rc = rglue_add(leader->g, 4, W.nodes[3].addr, changeCb, &add);
+    W.in_api = false;
+    cr_assert_eq(rc, 0, "%s", rglue_strerror(rc));
+    /* One change at a time. */
+    changeReq busy = {0};
+    cr_assert_eq(rglue_add(leader->g, 5, "127.0.0.1:1", changeCb, &busy),
+                 RGLUE_EBUSY);
+    cr_assert(runUntil(changeDone, &add, 20000));
+    cr_assert_eq(add.status, 0, "%s", rglue_strerror(add.status));
+    cr_assert_eq(memberRole(leader->g, 4), RAFT_VOTER);
+    cr_assert_eq(rglue_voters(leader->g), 4);
+    waitCount(3, 30); /* it caught up */
+    cr_assert(tfsmEqual(&W.nodes[0].fsm, &W.nodes[3].fsm));
+    /* Adding it again is a no-op success (a joiner's retry); the same id
+     * at another address is refused. */
+    changeReq again = {0};
+    W.in_api = true;
+    cr_assert_eq(rglue_add(leader->g, 4, W.nodes[3].addr, changeCb, &again),
+                 0);
+    W.in_api = false;
+    cr_assert(runUntil(changeDone, &again, 5000));
+    cr_assert_eq(again.status, 0);
+    cr_assert_eq(rglue_add(leader->g, 4, "127.0.0.1:1", changeCb, &again),
+                 RGLUE_EINVAL);
+    /* Followers refuse. */
+    node *follower = &W.nodes[(l + 1) % 3];
+    cr_assert_eq(rglue_add(follower->g, 6, "127.0.0.1:1", changeCb, &again),
+                 RGLUE_ENOTLEADER);
+
+    /* Hand leadership to member 4. */
+    changeReq tr = {0};
+    W.in_api = true;
+    cr_assert_eq(rglue_transfer(leader->g, 4, changeCb, &tr), 0);
+    W.in_api = false;
+    cr_assert(runUntil(changeDone, &tr, 10000));
+    cr_assert_eq(tr.status, 0, "%s", rglue_strerror(tr.status));
+    leaderOther lo = {l};
+    cr_assert(runUntil(otherLeads, &lo, 10000));
+    cr_assert_eq(leaderIndex(), 3);
+    node *newLeader = &W.nodes[3];
+
+    /* Remove the old leader; the rest keep committing. */
+    /* A new leader changes nothing before it commits in its term. */
+    changeReq rm = {0};
+    uv_update_time(&W.loop);
+    uint64_t deadline = uv_now(&W.loop) + 5000;
+    while ((rc = rglue_remove(newLeader->g, W.nodes[l].id, changeCb, &rm)) ==
+               RGLUE_EBUSY &&
+           uv_now(&W.loop) < deadline) {
+        uv_run(&W.loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(rc, 0, "%s", rglue_strerror(rc));
+    cr_assert(runUntil(changeDone, &rm, 10000));
+    cr_assert_eq(rm.status, 0, "%s", rglue_strerror(rm.status));
+    cr_assert_eq(memberRole(newLeader->g, W.nodes[l].id), -1);
+    cr_assert_eq(rglue_voters(newLeader->g), 3);
+    cr_assert_eq(rglue_remove(newLeader->g, 99, changeCb, &rm),
+                 RGLUE_ENOTFOUND);
+    int before = n_props;
+    cr_assert_eq(proposeStr(newLeader->g, "b-%d", 0), 0);
+    cr_assert(runUntil(allDone, NULL, 10000));
+    cr_assert_eq(P[before].status, 0);
+}
+
+Test(rglue, marker_after_trailing_barriers_restarts,
+     .init = setup, .fini = teardown, .timeout = 90)
+{
+    /* Barriers advance raft's applied index but never reach the state
+     * machine: a snapshot taken right after them must still let the member
+     * restart (its marker holds the store's index, not raft's). */
+    initNodes(3);
+    startOpts o = {.threshold = 8, .trailing = 4};
+    for (int i = 0; i < 3; i++) mustStart(i, 3, &o);
+    int l = waitLeader();
+    node *leader = &W.nodes[l];
+    for (int i = 0; i < 5; i++) cr_assert_eq(proposeStr(leader->g, "w-%d", i), 0);
+    cr_assert(runUntil(allDone, NULL, 10000));
+    for (int i = 0; i < 40; i++) {
+        readReq r;
+        cr_assert_eq(readOn(leader->g, &r), 0);
+        cr_assert(runUntil(readDone, &r, 5000));
+        cr_assert_eq(r.status, 0);
+    }
+    rglue_status st;
+    rglue_get_status(leader->g, &st);
+    cr_assert_geq(st.snapshots_taken, 1);
+    cr_assert_gt(st.applied_index, leader->fsm.applied_index + 8);
+    for (int i = 0; i < 3; i++) stopNode(i);
+    for (int i = 0; i < 3; i++) mustStart(i, 3, &o);
+    waitLeader();
+    for (int i = 0; i < 3; i++) cr_assert_eq(W.nodes[i].fsm.n, 5);
 }
