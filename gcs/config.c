@@ -17,7 +17,7 @@ enum {
     OPT_ID, OPT_PEERS, OPT_REQUIREPASS, OPT_PROTECTED, OPT_LOG_LEVEL,
     OPT_MAXCLIENTS, OPT_MAX_BULK, OPT_MAX_ARGS, OPT_MAP_SIZE, OPT_ELECTION,
     OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_JOIN, OPT_REDIRECT,
-    OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HELP, OPT_VERSION,
+    OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HTTP_PORT, OPT_HELP, OPT_VERSION,
 };
 
 /* One row per flag: the long name, its environment twin, and its help. */
@@ -72,6 +72,9 @@ static const option_doc docs[] = {
      "followers answer -MOVED to the leader instead of forwarding"},
     {OPT_LEADER_WAIT, "leader-wait-ms", "GCSD_LEADER_WAIT_MS", "MS",
      "how long a command waits for a leader before -TRYAGAIN (default 3000)"},
+    {OPT_HTTP_PORT, "http-port", "GCSD_HTTP_PORT", "N",
+     "serve /livez, /readyz and /metrics over HTTP on the bind address "
+     "(default 0: off)"},
     {OPT_HELP, "help", NULL, NULL, "show this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "show the version and exit"},
 };
@@ -293,6 +296,10 @@ static int applyOption(config *cfg, int code, const char *val,
             else if (strcasecmp(val, "no") == 0 || strcmp(val, "0") == 0)
                 cfg->redirect = false;
             else goto bad;
+            return 0;
+        case OPT_HTTP_PORT:
+            if (parseUnsigned(val, 65535, &v) != 0) goto bad;
+            cfg->http_port = (int)v;
             return 0;
         case OPT_LEADER_WAIT:
             if (parseUnsigned(val, 600000, &v) != 0) goto bad;

@@ -40,6 +40,7 @@ typedef struct config {
     char join[256];          /* host:port of a member to join through */
     bool redirect;           /* followers reply -MOVED, not forward */
     unsigned leader_wait_ms; /* bound on waiting for a leader */
+    int http_port;           /* health and metrics; 0 = off */
 } config;
 
 enum { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_EUSAGE = 2 };

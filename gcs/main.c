@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "fsm.h"
+#include "http.h"
 #include "log.h"
 #include "proxy.h"
 #include "rglue.h"
@@ -27,6 +28,7 @@ typedef struct app {
     rglue *raft;
     server srv;
     proxy *proxy;
+    http_server *http;
     uv_signal_t sigterm, sigint;
     bool stopping;
     bool transferring;   /* SIGTERM on a leader: handing leadership over */
@@ -71,6 +73,8 @@ static void shutdownApp(app *a)
     if (a->stopping) return;
     a->stopping = true;
     log_notice("shutting down");
+    http_close(a->http);
+    a->http = NULL;
     server_close(&a->srv, onServerClosed);
 }
 
@@ -328,6 +332,14 @@ int main(int argc, char **argv)
     uint64_t nonce = ((uint64_t)server_now_ms() << 8) ^ uv_hrtime();
     a.srv.origin = (a.cfg.id << 48) | (nonce & UINT64_C(0xffffffffffff));
     if (rglue_role(a.raft, NULL) == RGLUE_ROLE_LEADER) announce(&a);
+    if (a.cfg.http_port != 0 &&
+        http_start(&a.srv, isWildcard(a.cfg.bind) ? "0.0.0.0" : a.cfg.bind,
+                   a.cfg.http_port, &a.http, err, sizeof err) != 0) {
+        /* Probes would fail anyway: better to say so and stop. */
+        fprintf(stderr, "gcsd: %s\n", err);
+        a.exit_code = 1;
+        shutdownApp(&a);
+    }
     if (a.cfg.join[0] != '\0') {
         uv_timer_init(&a.loop, &a.join_timer);
         a.join_timer.data = &a;
