@@ -87,10 +87,22 @@ static void onTransferred(void *arg, int status)
     shutdownApp(a);
 }
 
+static void stopGracefully(app *a);
+
 static void onSignal(uv_signal_t *h, int signum)
 {
     app *a = h->data;
     log_notice("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    stopGracefully(a);
+}
+
+static void onShutdownCommand(server *srv)
+{
+    stopGracefully((app *)((char *)srv - offsetof(app, srv)));
+}
+
+static void stopGracefully(app *a)
+{
     /* A leader hands over first, so the others need not wait an election
      * timeout; a second signal does not wait for that. */
     if (!a->stopping && !a->transferring && a->raft != NULL &&
@@ -327,6 +339,7 @@ int main(int argc, char **argv)
         return 1;
     }
     a.srv.proxy = a.proxy;
+    a.srv.shutdown_cb = onShutdownCommand;
     /* Request ids: member id on top, a per-start nonce below, so ids
      * never repeat across restarts. */
     uint64_t nonce = ((uint64_t)server_now_ms() << 8) ^ uv_hrtime();

@@ -122,6 +122,8 @@ struct server {
     bool stopping;
     int closing_handles;
     void (*close_cb)(server *srv);
+    /* SHUTDOWN: stop the process as on SIGTERM (set by main). */
+    void (*shutdown_cb)(server *srv);
 };
 
 /* Start listening on cfg->bind:cfg->port. @srv is caller-owned and must stay

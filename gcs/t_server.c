@@ -202,6 +202,27 @@ static void quitCommand(client *c, size_t argc, const resp_arg *argv)
     client_close_after_reply(c);
 }
 
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: everything is already durable, so
+ * the options change nothing; the process stops as on SIGTERM (a leader
+ * hands leadership over first). Like Redis, no reply on success. */
+static void shutdownCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    for (size_t i = 1; i < argc; i++) {
+        if (!arg_equals(&argv[i], "nosave") && !arg_equals(&argv[i], "save") &&
+            !arg_equals(&argv[i], "now") && !arg_equals(&argv[i], "force")) {
+            resp_add_error(client_reply(c), ERR_SYNTAX);
+            return;
+        }
+    }
+    if (c->srv->shutdown_cb == NULL) {
+        resp_add_error(client_reply(c), "ERR Errors trying to SHUTDOWN. "
+                                        "Check logs.");
+        return;
+    }
+    log_notice("SHUTDOWN requested by client %s", c->addr);
+    c->srv->shutdown_cb(c->srv);
+}
+
 /* Redis 7's reply for a bad subcommand of @cmd: a wrong argument count for
  * one it knows (listed in @known, NULL-terminated), else an unknown one. */
 static void replySubcommandError(resp_buf *out, const char *cmd,
@@ -740,6 +761,8 @@ const command server_commands[] = {
      "Inspects and names client connections."},
     {"command", -1, 0, commandCommand, NULL, NULL, 0, 0, 0, "server",
      "Returns detailed information about all commands."},
+    {"shutdown", -1, CMD_ADMIN, shutdownCommand, NULL, NULL, 0, 0, 0,
+     "server", "Stops the server (a leader hands leadership over first)."},
     {"info", -1, 0, infoCommand, NULL, NULL, 0, 0, 0, "server",
      "Returns information and statistics about the server."},
     {"config", -2, CMD_ADMIN, configCommand, NULL, NULL, 0, 0, 0, "server",

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "expect.h"
@@ -104,6 +105,36 @@ Test(durability, restart_keeps_state)
         EXPECT_INT(c, 2, "DBSIZE");
         redisFree(c);
     }
+    harness_stop(&p, SIGTERM);
+    harness_cleanup(&p);
+}
+
+Test(durability, shutdown_command_stops_cleanly)
+{
+    gcsd_proc p;
+    harness_init(&p);
+    harness_start(&p, 20000);
+    redisContext *c = harness_connect(&p);
+    EXPECT_INT(c, 7, "INCRBY n 7");
+    EXPECT_ERROR(c, "ERR syntax error", "SHUTDOWN LATER");
+    /* As in Redis, no reply: the connection just closes. */
+    redisReply *r = redisCommand(c, "SHUTDOWN NOSAVE");
+    cr_assert_null(r, "SHUTDOWN replied");
+    redisFree(c);
+    int status;
+    long long deadline = harness_now_ms() + 10000;
+    pid_t w;
+    while ((w = waitpid(p.pid, &status, WNOHANG)) == 0) {
+        cr_assert_lt(harness_now_ms(), deadline, "still running");
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(w, p.pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    harness_start(&p, 20000);
+    c = harness_connect(&p);
+    EXPECT_BULK(c, "7", "GET n");
+    redisFree(c);
     harness_stop(&p, SIGTERM);
     harness_cleanup(&p);
 }
