@@ -565,9 +565,10 @@ enum { ROUTED, WAIT };
 /* The leader's client address, from the member directory; "" if unknown. */
 static const char *leaderAddress(proxy *p, uint64_t leader)
 {
+    /* Looked up again whenever something was applied: a leader that
+     * restarted elsewhere announces its new address through the log. */
     uint64_t applied = p->srv->fsm->applied_index;
-    if (leader != p->leader_id ||
-        (p->leader_addr[0] == '\0' && applied != p->leader_applied)) {
+    if (leader != p->leader_id || applied != p->leader_applied) {
         p->leader_id = leader;
         p->leader_applied = applied;
         if (fsm_member_address(p->srv->fsm, leader, p->leader_addr,
