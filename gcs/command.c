@@ -335,7 +335,10 @@ static void submit(client *c, const command *cmd, int kind, unsigned flags,
         if (data != NULL && fwd->len) memcpy(data, fwd->data, fwd->len);
         len = fwd->len;
         flags |= PROXY_LOCAL_ONLY;
-        if (fwd->has_id || kind != PROXY_WRITE) flags |= PROXY_RETRY_SAFE;
+        if (!(cmd->flags & CMD_WRITE)) flags |= PROXY_IDEMPOTENT;
+        if (fwd->has_id || !(cmd->flags & CMD_WRITE)) {
+            flags |= PROXY_RETRY_SAFE;
+        }
     } else {
         /* Only writes change state: anything else may simply run again. */
         uint64_t origin = 0, id = 0;
@@ -345,6 +348,7 @@ static void submit(client *c, const command *cmd, int kind, unsigned flags,
             data = NULL;
         }
         if (id != 0 || !write) flags |= PROXY_RETRY_SAFE;
+        if (!write) flags |= PROXY_IDEMPOTENT;
         if (srv->cfg->redirect) flags |= PROXY_REDIRECT;
     }
     if (data == NULL) {

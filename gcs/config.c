@@ -17,7 +17,8 @@ enum {
     OPT_ID, OPT_PEERS, OPT_REQUIREPASS, OPT_PROTECTED, OPT_LOG_LEVEL,
     OPT_MAXCLIENTS, OPT_MAX_BULK, OPT_MAX_ARGS, OPT_MAP_SIZE, OPT_ELECTION,
     OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_JOIN, OPT_REDIRECT,
-    OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HTTP_PORT, OPT_HELP, OPT_VERSION,
+    OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HTTP_PORT, OPT_SNAPSHOT_TRAILING,
+    OPT_HELP, OPT_VERSION,
 };
 
 /* One row per flag: the long name, its environment twin, and its help. */
@@ -62,6 +63,9 @@ static const option_doc docs[] = {
      "raft heartbeat interval (default 100)"},
     {OPT_SNAPSHOT_THRESHOLD, "snapshot-threshold", "GCSD_SNAPSHOT_THRESHOLD",
      "N", "log entries between snapshots (default 4096)"},
+    {OPT_SNAPSHOT_TRAILING, "snapshot-trailing", "GCSD_SNAPSHOT_TRAILING",
+     "N", "log entries kept behind a snapshot for lagging members "
+     "(default 8192)"},
     {OPT_ADVERTISE, "advertise", "GCSD_ADVERTISE", "HOST",
      "host clients and members reach this one's client port at (default: "
      "--raft-advertise, else the bind address)"},
@@ -297,6 +301,10 @@ static int applyOption(config *cfg, int code, const char *val,
                 cfg->redirect = false;
             else goto bad;
             return 0;
+        case OPT_SNAPSHOT_TRAILING:
+            if (parseUnsigned(val, 1u << 30, &v) != 0 || v < 1) goto bad;
+            cfg->snapshot_trailing = (unsigned)v;
+            return 0;
         case OPT_HTTP_PORT:
             if (parseUnsigned(val, 65535, &v) != 0) goto bad;
             cfg->http_port = (int)v;
@@ -329,6 +337,7 @@ static void setDefaults(config *cfg)
     cfg->election_timeout_ms = 1000;
     cfg->heartbeat_timeout_ms = 100;
     cfg->snapshot_threshold = 4096;
+    cfg->snapshot_trailing = 8192;
     cfg->leader_wait_ms = 3000;
 }
 

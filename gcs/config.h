@@ -36,6 +36,7 @@ typedef struct config {
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
     char advertise[256];     /* host clients reach us at; "" = derived */
     char join[256];          /* host:port of a member to join through */
     bool redirect;           /* followers reply -MOVED, not forward */

@@ -32,6 +32,9 @@ typedef struct app {
     uv_signal_t sigterm, sigint;
     bool stopping;
     bool transferring;   /* SIGTERM on a leader: handing leadership over */
+    uv_timer_t transfer_timer; /* bounds that wait */
+    uv_timer_t announce_timer; /* keeps our entry in the member directory */
+    int64_t announced_ms;      /* last announcement sent */
     int exit_code;
     char client_addr[300]; /* what we announce: host:port of our clients */
     char raft_addr[300];
@@ -58,6 +61,8 @@ static void onRaftStopped(void *arg)
     a->proxy = NULL;
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->transfer_timer, NULL);
+    uv_close((uv_handle_t *)&a->announce_timer, NULL);
     if (a->cfg.join[0] != '\0') uv_close((uv_handle_t *)&a->join_timer, NULL);
 }
 
@@ -78,9 +83,18 @@ static void shutdownApp(app *a)
     server_close(&a->srv, onServerClosed);
 }
 
+static void onTransferTimeout(uv_timer_t *t)
+{
+    app *a = t->data;
+    log_warn("leadership was not handed over in time (no other member "
+             "could take it); exiting anyway");
+    shutdownApp(a);
+}
+
 static void onTransferred(void *arg, int status)
 {
     app *a = arg;
+    if (a->stopping) return; /* fired by raft's close after the timeout */
     if (status == 0) log_notice("leadership handed over; exiting");
     else log_warn("leadership transfer failed (%s); exiting anyway",
                   rglue_strerror(status));
@@ -112,6 +126,10 @@ static void stopGracefully(app *a)
         if (rc == 0) {
             a->transferring = true;
             log_notice("transferring leadership before exit");
+            /* raft reports a transfer only once some member leads: with no
+             * one able to, exit after two election timeouts. */
+            uv_timer_start(&a->transfer_timer, onTransferTimeout,
+                           2 * (uint64_t)a->cfg.election_timeout_ms + 500, 0);
             return;
         }
         log_warn("cannot transfer leadership: %s", rglue_strerror(rc));
@@ -131,9 +149,11 @@ static void onAnnounced(void *arg, int status, const void *reply, size_t len)
 }
 
 /* A new leader records its client address in the replicated member
- * directory, where followers look up where to forward. */
+ * directory, where followers look up where to forward. Followers record
+ * theirs too (through the leader), for RAFT.STATUS and gcsctl. */
 static void announce(app *a)
 {
+    a->announced_ms = server_now_ms();
     char id[24];
     snprintf(id, sizeof id, "%" PRIu64, a->cfg.id);
     resp_arg argv[3] = {{"GCS.ANNOUNCE", 12}, {id, strlen(id)},
@@ -146,6 +166,37 @@ static void announce(app *a)
     if (rc != 0) {
         log_info("cannot announce this leader: %s", rglue_strerror(rc));
     }
+}
+
+static void onAnnounceTimer(uv_timer_t *t)
+{
+    app *a = t->data;
+    if (a->stopping || a->raft == NULL) return;
+    uint64_t leader = 0;
+    int role = rglue_role(a->raft, &leader);
+    if (leader == 0 || server_now_ms() - a->announced_ms < 5000) return;
+    char have[256];
+    if (fsm_member_address(&a->state, a->cfg.id, have, sizeof have) != 0 ||
+        strcmp(have, a->client_addr) == 0) {
+        return;
+    }
+    if (role == RGLUE_ROLE_LEADER) {
+        announce(a);
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%" PRIu64, a->cfg.id);
+    resp_arg argv[3] = {{"GCS.ANNOUNCE", 12}, {id, strlen(id)},
+                        {a->client_addr, strlen(a->client_addr)}};
+    void *data;
+    size_t len;
+    a->announced_ms = server_now_ms();
+    if (fsm_encode_write(a->srv.origin, ++a->srv.next_request_id, 3, argv,
+                         &data, &len) != 0) {
+        return;
+    }
+    proxy_submit(a->proxy, server_slot_detached(&a->srv), PROXY_WRITE,
+                 PROXY_RETRY_SAFE, 0, data, len);
 }
 
 static void onRole(void *ctx, int role)
@@ -303,6 +354,7 @@ int main(int argc, char **argv)
         .election_timeout_ms = a.cfg.election_timeout_ms,
         .heartbeat_timeout_ms = a.cfg.heartbeat_timeout_ms,
         .snapshot_threshold = a.cfg.snapshot_threshold,
+        .snapshot_trailing = a.cfg.snapshot_trailing,
         /* A lone voter commits by its own disk write alone: one entry at a
          * time makes the batches fuller and measured faster (docs/
          * benchmarks.md). A cluster overlaps replication round trips. */
@@ -358,6 +410,11 @@ int main(int argc, char **argv)
         a.join_timer.data = &a;
         uv_timer_start(&a.join_timer, onJoinTimer, 0, 0);
     }
+    uv_timer_init(&a.loop, &a.transfer_timer);
+    a.transfer_timer.data = &a;
+    uv_timer_init(&a.loop, &a.announce_timer);
+    a.announce_timer.data = &a;
+    uv_timer_start(&a.announce_timer, onAnnounceTimer, 1000, 1000);
     uv_signal_init(&a.loop, &a.sigterm);
     uv_signal_init(&a.loop, &a.sigint);
     a.sigterm.data = a.sigint.data = &a;

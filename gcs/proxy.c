@@ -119,13 +119,26 @@ static void reqFail(fwd_req *r, const char *msg)
     reqFinish(r);
 }
 
+/* The outcome is unknown and will not be learnt: close the client's
+ * connection instead of replying. An error would claim "not applied". */
+static void reqAbort(fwd_req *r, const char *why)
+{
+    client *c = r->slot->client;
+    log_warn("closing the connection of client %s: %s",
+             c != NULL ? c->addr : "(gone)", why);
+    r->p->srv->stats.commands_failed++;
+    client_slot_abort(r->slot);
+    free(r->data);
+    free(r);
+}
+
 /* Another attempt later, in order, ahead of everything waiting. */
 static void reqRetry(fwd_req *r, bool unknown)
 {
     proxy *p = r->p;
     if (unknown && !(r->flags & PROXY_RETRY_SAFE)) {
-        reqFail(r, "TRYAGAIN leadership changed while the command was in "
-                   "flight; its outcome is unknown");
+        reqAbort(r, "leadership changed while a write without a request id "
+                    "was in flight; its outcome is unknown");
         return;
     }
     if (unknown && !r->unknown) {
@@ -257,7 +270,7 @@ static void upReset(upstream *u, const char *why)
             reqFail(r, "TRYAGAIN server is shutting down");
             continue;
         }
-        bool unknown = r->kind == PROXY_WRITE;
+        bool unknown = !(r->flags & PROXY_IDEMPOTENT);
         if (unknown && !(r->flags & PROXY_RETRY_SAFE)) {
             reqRetry(r, true); /* fails it */
             continue;
@@ -417,6 +430,12 @@ static void onUpRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 continue;
             }
         }
+        if (isTryAgain(rep) && strstr(rep->str, "unknown") != NULL) {
+            freeReplyObject(reply);
+            reqAbort(r, "the leader lost track of a write without a request "
+                        "id; its outcome is unknown");
+            continue;
+        }
         if (rep->type == REDIS_REPLY_ERROR) p->srv->stats.commands_failed++;
         encodeReply(&r->slot->reply, rep);
         freeReplyObject(reply);
@@ -556,6 +575,7 @@ static void upSend(upstream *u, fwd_req *r)
     listPush(&u->sent, r);
     r->p->stats.forwarded++;
     upFlush(u);
+    schedule(r->p); /* watches for replies that never come */
 }
 
 /* ---- routing -------------------------------------------------------------- */
@@ -584,11 +604,13 @@ static int routeOne(proxy *p, fwd_req *r)
     server *srv = p->srv;
     if (nowMs() >= r->deadline) {
         p->stats.timed_out++;
-        reqFail(r, r->unknown
-                       ? "TRYAGAIN no leader could confirm the outcome of the "
-                         "command in time; it may or may not be applied"
-                       : "TRYAGAIN no raft leader is available right now; "
-                         "retry shortly");
+        if (r->unknown && !(r->flags & PROXY_IDEMPOTENT)) {
+            reqAbort(r, "no leader confirmed the outcome of a write in time; "
+                        "it may or may not be applied");
+        } else {
+            reqFail(r, "TRYAGAIN no raft leader is available right now; "
+                       "retry shortly");
+        }
         return ROUTED;
     }
     uint64_t leader = 0;
@@ -660,11 +682,40 @@ static void drain(proxy *p)
     }
 }
 
+/* Connections that can no longer deliver: to a member that is not the
+ * leader any more, or silent past the oldest request's deadline (a leader
+ * that hangs keeps its connections open). What they carried is retried. */
+static bool checkUpstreams(proxy *p)
+{
+    uint64_t leader = 0;
+    int role = rglue_role(p->srv->raft, &leader);
+    const char *addr = "";
+    if (role != RGLUE_ROLE_LEADER && leader != 0 && leader != p->srv->cfg->id)
+        addr = leaderAddress(p, leader);
+    int64_t now = nowMs();
+    bool busy = false;
+    for (int i = 0; i < POOL_SIZE; i++) {
+        upstream *u = &p->ups[i];
+        if (u->state != UP_READY && u->state != UP_CONNECTING) continue;
+        if (strcmp(u->addr, addr) != 0) {
+            upReset(u, "it is not the leader any more");
+        } else if (u->sent.head != NULL && u->sent.head->slot != NULL &&
+                   now >= u->sent.head->deadline) {
+            upReset(u, "no reply in time");
+        }
+        if (u->sent.head != NULL) busy = true;
+    }
+    return busy;
+}
+
 static void onTick(uv_timer_t *t)
 {
     proxy *p = t->data;
+    bool busy = checkUpstreams(p);
     drain(p);
-    if (p->waiting.head == NULL && p->retry.head == NULL) uv_timer_stop(t);
+    if (!busy && p->waiting.head == NULL && p->retry.head == NULL) {
+        uv_timer_stop(t);
+    }
 }
 
 /* Route soon: from the timer, never re-entering the caller. */

@@ -39,6 +39,9 @@ enum {
     PROXY_RETRY_SAFE = 1 << 1,
     /* Answer -MOVED instead of forwarding (--redirect). */
     PROXY_REDIRECT = 1 << 2,
+    /* Changes nothing (a read, even one that travels through the log):
+     * an unknown outcome is just a failed attempt. */
+    PROXY_IDEMPOTENT = 1 << 3,
 };
 
 /* Create the proxy on @srv's loop (srv->raft and srv->fsm are used once

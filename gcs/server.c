@@ -107,6 +107,14 @@ reply_slot *client_slot_new(client *c)
     return s;
 }
 
+reply_slot *server_slot_detached(server *srv)
+{
+    reply_slot *s = xcalloc(1, sizeof *s);
+    s->srv = srv;
+    resp_buf_init(&s->reply);
+    return s;
+}
+
 static void slotFree(reply_slot *s)
 {
     resp_buf_free(&s->reply);
@@ -127,6 +135,21 @@ void client_slot_done(reply_slot *slot)
     bool moved = false;
     while (c->slots_head != NULL && c->slots_head->done) {
         reply_slot *s = c->slots_head;
+        if (s->abort) {
+            /* Nothing from here on may reach the client: it would take a
+             * later reply for this one's. */
+            for (reply_slot *t = s; t != NULL;) {
+                reply_slot *next = t->next;
+                if (t->done) slotFree(t);
+                else t->client = NULL;
+                t = next;
+            }
+            c->slots_head = c->slots_tail = NULL;
+            c->n_slots = 0;
+            c->held = false;
+            client_close_after_reply(c);
+            return;
+        }
         c->slots_head = s->next;
         if (c->slots_head == NULL) c->slots_tail = NULL;
         c->n_slots--;
@@ -152,6 +175,13 @@ void client_slot_done(reply_slot *slot)
         c->resume_next = c->srv->resume_list;
         c->srv->resume_list = c;
     }
+}
+
+void client_slot_abort(reply_slot *slot)
+{
+    slot->abort = true;
+    resp_buf_reset(&slot->reply);
+    client_slot_done(slot);
 }
 
 static void onResume(uv_check_t *h)

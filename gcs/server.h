@@ -34,6 +34,7 @@ struct reply_slot {
     reply_slot *next;
     bool done;
     bool is_read;      /* waiting for a read barrier, not for a write */
+    bool abort;        /* no reply: close the connection when it is due */
     server *srv;
     uint64_t admitted; /* bytes counted in srv->admitted_bytes */
     resp_buf reply;
@@ -144,9 +145,19 @@ resp_buf *client_reply(client *c);
  * it with client_slot_done(). */
 reply_slot *client_slot_new(client *c);
 
+/* A slot that belongs to no client, for commands the server issues itself
+ * (its reply is discarded when completed). */
+reply_slot *server_slot_detached(server *srv);
+
 /* The slot's reply is in slot->reply: deliver it in order, or free the slot
  * if its client is gone. */
 void client_slot_done(reply_slot *slot);
+
+/* Complete @slot without a reply: once the replies before it are written,
+ * the connection is closed and later replies are dropped. For an outcome
+ * that cannot be told truthfully: to a Redis client a closed connection
+ * means "unknown", an error reply means "not applied". */
+void client_slot_abort(reply_slot *slot);
 
 /* Close after the pending replies are written (QUIT, protocol errors). */
 void client_close_after_reply(client *c);

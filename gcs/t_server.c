@@ -611,6 +611,8 @@ static void infoSection(client *c, const char *name, resp_buf *b)
         infoLine(b, "raft_commands_proposed:%" PRIu64, st.commands_proposed);
         infoLine(b, "raft_barriers:%" PRIu64, st.barriers);
         infoLine(b, "raft_snapshots:%" PRIu64, st.snapshots_taken);
+        infoLine(b, "raft_snapshots_installed:%" PRIu64,
+                 st.snapshots_installed);
         infoLine(b, "raft_failed:%d", st.failed || srv->fsm->failed);
         infoLine(b, "raft_failure:%s",
                  srv->fsm->failed ? srv->fsm->failure : st.failure);

@@ -226,8 +226,11 @@ struct rglue {
     uint64_t entries_proposed;
     uint64_t commands_proposed;
     uint64_t snapshots_taken;
+    uint64_t snapshots_installed;
     uint64_t barriers;
     rg_change *deferred; /* membership requests completed by the pump */
+    bool failed_transfer;   /* a failed leader handed leadership over */
+    struct raft_transfer fail_transfer; /* lives as long as raft */
 };
 
 static void pump(rglue *g);
@@ -621,6 +624,15 @@ static void handleFailure(rglue *g)
     }
     failQueue(g, RGLUE_EFAILED);
     failWaitingReads(g, RGLUE_EFAILED);
+    /* A failed leader would keep the others from electing one (its
+     * heartbeats still go out): hand leadership over, once. */
+    if (!g->failed_transfer && isLeader(g) && rglue_voters(g) > 1) {
+        g->failed_transfer = true;
+        int rv = raft_transfer(&g->raft, &g->fail_transfer, 0, NULL);
+        if (rv != 0) {
+            g->failed_transfer = false;
+        }
+    }
     rg_read *r = g->reads_barrier;
     g->reads_barrier = NULL;
     failReads(r, RGLUE_EFAILED);
@@ -712,7 +724,11 @@ static int fsmApply(struct raft_fsm *rf, const struct raft_buffer *buf,
 {
     rglue *g = rf->data;
     *result = NULL;
-    if (g->failed) return RAFT_IOERR;
+    /* A failed member applies nothing more, but tells raft all is well: an
+     * error here makes 0.22.1 free the AppendEntries that carried the entry
+     * twice. Nothing is lost: the entries stay in the log (no snapshot is
+     * taken once failed) and apply after a restart. */
+    if (g->failed) return 0;
     /* raft 0.22.1 sets last_applied only after apply returns. */
     uint64_t index = raft_last_applied(&g->raft) + 1;
     rg_entry_header h;
@@ -751,7 +767,6 @@ static int fsmApply(struct raft_fsm *rf, const struct raft_buffer *buf,
         failStop(g, "the state machine failed to apply log entry %llu "
                     "(error %d)",
                  (unsigned long long)index, rc);
-        return RAFT_IOERR;
     }
     return 0;
 }
@@ -816,6 +831,7 @@ static int fsmRestore(struct raft_fsm *rf, struct raft_buffer *buf)
         int rc = g->fsm.restore(g->fsm.ctx, buf->base, buf->len);
         if (rc == 0) {
             raft_free(buf->base);
+            if (!g->in_start) g->snapshots_installed++;
             return 0;
         }
         snprintf(g->start_err, sizeof g->start_err,
@@ -878,6 +894,20 @@ static void recvInstall(rglue *g, struct raft_message *m)
 static void ioRecv(struct raft_io *io, struct raft_message *m)
 {
     rglue *g = RG_CONTAINER_OF(io, rglue, io);
+    if (g->failed && !g->raft_closing) {
+        /* A fail-stopped member takes part in nothing, and 0.22.1 frees an
+         * AppendEntries batch twice when a member whose state machine
+         * failed (RAFT_UNAVAILABLE) receives one. */
+        if (m->type == RAFT_APPEND_ENTRIES) {
+            if (m->append_entries.n_entries > 0) {
+                raft_free(m->append_entries.entries[0].batch);
+                raft_free(m->append_entries.entries);
+            }
+        } else if (m->type == RAFT_INSTALL_SNAPSHOT) {
+            dropInstall(m);
+        }
+        return;
+    }
     if (m->type != RAFT_INSTALL_SNAPSHOT || g->raft_closing) {
         g->recv_cb(io, m);
         return;
@@ -1471,6 +1501,7 @@ void rglue_get_status(rglue *g, rglue_status *st)
     st->entries_proposed = g->entries_proposed;
     st->commands_proposed = g->commands_proposed;
     st->snapshots_taken = g->snapshots_taken;
+    st->snapshots_installed = g->snapshots_installed;
     st->barriers = g->barriers;
     st->failed = g->failed;
     snprintf(st->failure, sizeof st->failure, "%s", g->failure);

@@ -227,6 +227,7 @@ typedef struct rglue_status {
     uint64_t entries_proposed;  /* log entries formed by group commit */
     uint64_t commands_proposed;
     uint64_t snapshots_taken;
+    uint64_t snapshots_installed; /* full dumps received from a leader */
     uint64_t barriers;
     bool failed;            /* fail-stopped */
     char failure[256];
