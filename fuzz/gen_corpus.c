@@ -409,7 +409,7 @@ static void gen_dump(void)
     write_file("fuzz_dump", "truncated", real.p, real.n / 2);
     v.n = 0;
     put(&v, real.p, real.n);
-    v.p[8 + 3] = 2; /* version 2 */
+    v.p[8 + 3] = 3; /* version 3: newer than any loader */
     write_file("fuzz_dump", "bad_version", v.p, v.n);
 
     /* Hand-assembled: tables out of order, one missing, unknown, twice. */

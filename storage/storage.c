@@ -1,6 +1,6 @@
 /* storage: gcsd's state in one LMDB environment (see storage.h).
  *
- * On-disk format, version 1. Every replica must lay out its data identically
+ * On-disk format, version 2. Every replica must lay out its data identically
  * (dumps copy raw LMDB entries between replicas), so everything below is a
  * format fact: change it only together with a format version bump.
  *
@@ -22,6 +22,11 @@
  *           type 'h': payload = [u64 hash id][u64 field count]
  *   fields  [u64 hash id][u64 h(field)][u16 seq]
  *             -> [u32 field length][field][value]
+ *   tables  [u8 table, 1..255][key bytes] -> record bytes
+ *           the record tables of storage_table.c, ordered bytewise.
+ *           Added in version 2: a version-1 environment gets it, empty, at
+ *           open; a version-1 binary refuses a version-2 environment (an
+ *           unknown database).
  *
  * The 18-byte keys keep names of any length within LMDB's 511-byte key limit.
  * Names whose hashes collide share [namespace][h] and differ in seq: a lookup
@@ -50,9 +55,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Tables in dump order. New tables go at the end, by name. */
-enum { DB_META, DB_KEYS, DB_FIELDS, DB_COUNT };
-static const char *const dbNames[DB_COUNT] = {"meta", "keys", "fields"};
+/* Tables in dump order (DB_* in storage_int.h). New tables go at the end. */
+static const char *const dbNames[DB_COUNT] = {"meta", "keys", "fields",
+                                              "tables"};
 
 #define MAX_DBS 16
 #define MAX_VALUE_SIZE 0xffffffffu /* LMDB's limit for one value */
@@ -67,31 +72,17 @@ static const char *const dbNames[DB_COUNT] = {"meta", "keys", "fields"};
 #define META_KEY_COUNT "key_count"
 #define META_NEXT_HASH_ID "next_hash_id"
 
-/* Dump: header, one record per table, trailer. */
+/* Dump: header, one record per table, trailer. Version 2 added the
+ * "tables" database; a version-1 dump (which cannot hold it) still loads. */
 #define DUMP_MAGIC "GCSDUMP1"
 #define DUMP_MAGIC_LEN 8
-#define DUMP_VERSION 1u
+#define DUMP_VERSION 2u
+#define DUMP_VERSION_NO_TABLES 1u
 #define DUMP_HEADER_LEN 24 /* magic, u32 version, u32 reserved, u64 index */
 #define DUMP_TRAILER_LEN 8 /* u64 FNV-1a-64 of everything before it */
 
 #define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
 #define FNV_PRIME UINT64_C(0x100000001b3)
-
-struct storage {
-    MDB_env *env;
-    MDB_dbi dbi[DB_COUNT];
-    storage_hash_fn hash;
-    atomic_bool writing; /* a write transaction is open */
-    char *dataPath;      /* <dir>/data.mdb, for storage_get_info */
-};
-
-struct storage_txn {
-    storage *s;
-    MDB_txn *txn;
-    bool write;
-    bool touched; /* the current operation has modified something */
-    int failed;   /* error that left this write transaction half-done */
-};
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -228,6 +219,21 @@ static int settle(storage_txn *t, int rc)
         t->failed = rc;
     t->touched = false;
     return rc;
+}
+
+int storage__from_mdb(int rc)
+{
+    return fromMdb(rc);
+}
+
+int storage__usable(storage_txn *t, bool write)
+{
+    return usable(t, write);
+}
+
+int storage__settle(storage_txn *t, int rc)
+{
+    return settle(t, rc);
 }
 
 /* ---- meta --------------------------------------------------------------- */
@@ -1134,7 +1140,8 @@ int storage_hash_scan(storage_txn *t, storage_slice key, uint64_t cursor,
 /* ---- dumps ----------------------------------------------------------------
  *
  * Layout, integers big-endian:
- *   "GCSDUMP1", u32 version (1), u32 reserved (0), u64 applied index
+ *   "GCSDUMP1", u32 version (2; 1 is accepted and cannot hold "tables"),
+ *   u32 reserved (0), u64 applied index
  *   per table, in dbNames order:
  *     u8 name length, name, u64 entry count,
  *     entries in LMDB key order: u32 key length, key, u64 value length, value
@@ -1266,8 +1273,9 @@ static int checkDumpFrame(const uint8_t *p, size_t len, uint64_t *applied)
 {
     if (p == NULL || len < DUMP_HEADER_LEN + DUMP_TRAILER_LEN)
         return STORAGE_ECORRUPT;
+    uint64_t version = getBe(p + 8, 4);
     if (memcmp(p, DUMP_MAGIC, DUMP_MAGIC_LEN) != 0 ||
-        getBe(p + 8, 4) != DUMP_VERSION)
+        (version != DUMP_VERSION && version != DUMP_VERSION_NO_TABLES))
         return STORAGE_ECORRUPT;
     size_t body = len - DUMP_TRAILER_LEN;
     if (fnv1a(FNV_OFFSET, p, body) != getBe(p + body, 8))
@@ -1333,6 +1341,19 @@ static int keyCmp(const MDB_val *a, const MDB_val *b)
     return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
 }
 
+/* The shape every entry of database @db has. */
+static bool dumpEntryValid(int db, const dumpEntry *e)
+{
+    switch (db) {
+    case DB_META:
+        return e->v.mv_size == 8;
+    case DB_TABLES: /* [u8 table >= 1][key] */
+        return ((const uint8_t *)e->k.mv_data)[0] != 0;
+    default:
+        return e->k.mv_size == SLOT_LEN;
+    }
+}
+
 typedef struct dumpTable {
     bool present;
     reader entries; /* the table's entries, validated */
@@ -1361,7 +1382,9 @@ static int parseDump(const uint8_t *p, size_t len, size_t maxKey,
             if (nameLen == strlen(dbNames[i]) &&
                 memcmp(name, dbNames[i], nameLen) == 0)
                 db = i;
-        if (db < 0 || tables[db].present)
+        if (db < 0 || tables[db].present ||
+            (db == DB_TABLES &&
+             getBe(p + 8, 4) == DUMP_VERSION_NO_TABLES))
             return STORAGE_ECORRUPT;
         dumpTable *tb = &tables[db];
         tb->present = true;
@@ -1375,7 +1398,7 @@ static int parseDump(const uint8_t *p, size_t len, size_t maxKey,
             /* Strictly ascending, so MDB_APPEND can load it. */
             if (i > 0 && keyCmp(&prev.k, &e.k) >= 0)
                 return STORAGE_ECORRUPT;
-            if (db == DB_META ? e.v.mv_size != 8 : e.k.mv_size != SLOT_LEN)
+            if (!dumpEntryValid(db, &e))
                 return STORAGE_ECORRUPT;
             prev = e;
         }
