@@ -21,6 +21,7 @@ int fsm_open(fsm *f, const char *dir, uint64_t map_size, char *err,
     if (rc == 0) {
         rc = storage_meta_get(t, STORAGE_META_APPLIED_INDEX,
                               &f->applied_index);
+        if (rc == 0) rc = storage_meta_get(t, FSM_META_REVISION, &f->revision);
         storage_abort(t);
     }
     if (rc == 0) rc = storage_get_info(f->store, &f->space);
@@ -88,6 +89,61 @@ int fsm_encode_command(uint64_t request_id, size_t argc, const resp_arg *argv,
     return 0;
 }
 
+int apply_emit(apply_ctx *a, const char *table, storage_slice key,
+               fsm_event_kind kind, storage_slice value)
+{
+    if (a->n_events == a->cap_events) {
+        size_t cap = a->cap_events ? 2 * a->cap_events : 16;
+        fsm_event *ev = realloc(a->events, cap * sizeof *ev);
+        if (ev == NULL) return STORAGE_ENOMEM;
+        a->events = ev;
+        a->cap_events = cap;
+    }
+    /* Key and value share one allocation, freed after delivery. */
+    uint8_t *copy = malloc(key.len + value.len + 1);
+    if (copy == NULL) return STORAGE_ENOMEM;
+    if (key.len > 0) memcpy(copy, key.data, key.len);
+    if (value.len > 0) memcpy(copy + key.len, value.data, value.len);
+    a->events[a->n_events++] = (fsm_event){
+        .revision = ++a->revision,
+        .table = table,
+        .key = copy,
+        .key_len = key.len,
+        .kind = kind,
+        .value = copy + key.len,
+        .value_len = value.len,
+    };
+    return 0;
+}
+
+static void freeEvents(apply_ctx *a)
+{
+    for (size_t i = 0; i < a->n_events; i++) free((void *)a->events[i].key);
+    free(a->events);
+    a->events = NULL;
+    a->n_events = a->cap_events = 0;
+}
+
+int fsm_event_encode(const fsm_event *ev, void **out, size_t *len)
+{
+    Gcs__ChangeEvent msg = GCS__CHANGE_EVENT__INIT;
+    msg.revision = ev->revision;
+    msg.table = (char *)ev->table;
+    msg.key.data = (uint8_t *)ev->key;
+    msg.key.len = ev->key_len;
+    msg.kind = ev->kind == FSM_EVENT_DELETE ? GCS__CHANGE_EVENT__KIND__DELETE
+                                            : GCS__CHANGE_EVENT__KIND__PUT;
+    msg.value.data = (uint8_t *)ev->value;
+    msg.value.len = ev->value_len;
+    size_t n = gcs__change_event__get_packed_size(&msg);
+    uint8_t *buf = malloc(n > 0 ? n : 1);
+    if (buf == NULL) return -1;
+    gcs__change_event__pack(&msg, buf);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
 /* Run one decoded command against the entry's transaction. Returns 0 (the
  * reply, possibly an error, is in @reply) or a storage error. */
 static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
@@ -144,7 +200,8 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
     int rc = storage_begin(f->store, true, &txn);
     if (rc != 0) goto fail;
 
-    apply_ctx a = {.txn = txn, .index = index, .time_ms = time_ms};
+    apply_ctx a = {.txn = txn, .index = index, .time_ms = time_ms,
+                   .revision = f->revision};
     resp_buf replies;
     resp_buf_init(&replies);
     size_t stackEnds[64];
@@ -170,12 +227,20 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
         ends[i] = replies.len;
     }
     rc = storage_meta_set(txn, STORAGE_META_APPLIED_INDEX, index);
+    if (rc == 0 && a.revision != f->revision) {
+        rc = storage_meta_set(txn, FSM_META_REVISION, a.revision);
+    }
     if (rc != 0) goto abort;
     rc = storage_commit(txn);
     txn = NULL;
     if (rc != 0) goto free_replies;
 
     f->applied_index = index;
+    f->revision = a.revision;
+    if (a.n_events > 0 && f->on_events != NULL) {
+        f->on_events(f->on_events_ctx, a.events, a.n_events);
+    }
+    freeEvents(&a);
     f->entries_applied++;
     storage_get_info(f->store, &f->space); /* stale figures are harmless */
     f->commands_applied += n;
@@ -197,6 +262,7 @@ abort:
 free_replies:
     if (ends != NULL && ends != stackEnds) free(ends);
     resp_buf_free(&replies);
+    freeEvents(&a);
 fail:
     f->failed = true;
     snprintf(f->failure, sizeof f->failure,
@@ -270,6 +336,17 @@ static int fsmRestore(void *ctx, const void *buf, size_t len)
     log_notice("state restored from a snapshot at index %llu",
                (unsigned long long)index);
     f->applied_index = index;
+    storage_txn *t;
+    rc = storage_begin(f->store, false, &t);
+    if (rc == 0) {
+        rc = storage_meta_get(t, FSM_META_REVISION, &f->revision);
+        storage_abort(t);
+    }
+    if (rc != 0) {
+        log_warn("cannot read the revision counter after a restore: %s",
+                 storage_strerror(rc));
+        return rc;
+    }
     return 0;
 }
 
