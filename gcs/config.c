@@ -16,7 +16,8 @@ enum {
     OPT_DATA_DIR = 1000, OPT_BIND, OPT_PORT, OPT_RAFT_PORT, OPT_RAFT_ADVERTISE,
     OPT_ID, OPT_PEERS, OPT_REQUIREPASS, OPT_PROTECTED, OPT_LOG_LEVEL,
     OPT_MAXCLIENTS, OPT_MAX_BULK, OPT_MAX_ARGS, OPT_MAP_SIZE, OPT_ELECTION,
-    OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_HELP, OPT_VERSION,
+    OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_HEALTH_PERIOD,
+    OPT_HEALTH_THRESHOLD, OPT_HELP, OPT_VERSION,
 };
 
 /* One row per flag: the long name, its environment twin, and its help. */
@@ -61,6 +62,11 @@ static const option_doc docs[] = {
      "raft heartbeat interval (default 100)"},
     {OPT_SNAPSHOT_THRESHOLD, "snapshot-threshold", "GCSD_SNAPSHOT_THRESHOLD",
      "N", "log entries between snapshots (default 4096)"},
+    {OPT_HEALTH_PERIOD, "health-check-period-ms", "GCSD_HEALTH_CHECK_PERIOD_MS",
+     "MS", "node heartbeat period the leader checks at (default 3000)"},
+    {OPT_HEALTH_THRESHOLD, "health-check-failure-threshold",
+     "GCSD_HEALTH_CHECK_FAILURE_THRESHOLD", "N",
+     "periods without a heartbeat before a node is dead (default 5)"},
     {OPT_HELP, "help", NULL, NULL, "show this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "show the version and exit"},
 };
@@ -267,6 +273,14 @@ static int applyOption(config *cfg, int code, const char *val,
             if (parseUnsigned(val, 1u << 30, &v) != 0 || v < 2) goto bad;
             cfg->snapshot_threshold = (unsigned)v;
             return 0;
+        case OPT_HEALTH_PERIOD:
+            if (parseUnsigned(val, 3600000, &v) != 0 || v < 10) goto bad;
+            cfg->health_check_period_ms = v;
+            return 0;
+        case OPT_HEALTH_THRESHOLD:
+            if (parseUnsigned(val, 1000, &v) != 0 || v < 1) goto bad;
+            cfg->health_check_failure_threshold = (unsigned)v;
+            return 0;
         default:
             return -1;
     }
@@ -291,6 +305,9 @@ static void setDefaults(config *cfg)
     cfg->election_timeout_ms = 1000;
     cfg->heartbeat_timeout_ms = 100;
     cfg->snapshot_threshold = 4096;
+    /* Ray's health_check_period_ms and health_check_failure_threshold. */
+    cfg->health_check_period_ms = 3000;
+    cfg->health_check_failure_threshold = 5;
 }
 
 int config_load(config *cfg, int argc, char **argv)

@@ -36,6 +36,8 @@ typedef struct config {
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold;
+    uint64_t health_check_period_ms;      /* node heartbeat period */
+    unsigned health_check_failure_threshold; /* periods missed: dead */
 } config;
 
 enum { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_EUSAGE = 2 };

@@ -13,6 +13,8 @@
 #include "config.h"
 #include "fsm.h"
 #include "log.h"
+#include "node_health.h"
+#include "pg_wait.h"
 #include "rglue.h"
 #include "server.h"
 
@@ -22,6 +24,8 @@ typedef struct app {
     fsm state;
     rglue *raft;
     server srv;
+    node_health *health;  /* the leader's heartbeat watch */
+    pg_wait *waits;       /* clients blocked in PG.WAIT */
     uv_signal_t sigterm, sigint;
     bool stopping;
     int exit_code;
@@ -45,6 +49,12 @@ static void onRaftStopped(void *arg)
 static void onServerClosed(server *srv)
 {
     app *a = (app *)((char *)srv - offsetof(app, srv));
+    /* Clients are gone: blocked waits only free their slots now. */
+    a->state.on_events = NULL;
+    pg_wait_close(a->waits);
+    a->waits = NULL;
+    node_health_close(a->health);
+    a->health = NULL;
     if (a->raft != NULL) rglue_stop(a->raft, onRaftStopped, a);
     else onRaftStopped(a);
 }
@@ -66,7 +76,8 @@ static void onSignal(uv_signal_t *h, int signum)
 
 static void onRole(void *ctx, int role)
 {
-    (void)ctx;
+    app *a = ctx;
+    if (a->health != NULL) node_health_role_changed(a->health, role);
     log_notice("raft role is now %s",
                role == RGLUE_ROLE_LEADER      ? "leader"
                : role == RGLUE_ROLE_FOLLOWER  ? "follower"
@@ -109,6 +120,12 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_loop_init(&a.loop);
+    if (pg_wait_create(&a.loop, &a.waits) != 0) {
+        fprintf(stderr, "gcsd: out of memory\n");
+        return 1;
+    }
+    a.state.on_events = pg_wait_on_events;
+    a.state.on_events_ctx = a.waits;
 
     /* Raft addresses: what peers dial (advertise) and what we listen on. */
     char raftAddr[300], raftBind[300];
@@ -155,6 +172,7 @@ int main(int argc, char **argv)
     if (server_start(&a.srv, &a.loop, &a.cfg, &a.state, NULL, err,
                      sizeof err) != 0) {
         fprintf(stderr, "gcsd: %s\n", err);
+        pg_wait_close(a.waits);
         uv_run(&a.loop, UV_RUN_DEFAULT);
         fsm_close(&a.state);
         return 1;
@@ -163,11 +181,25 @@ int main(int argc, char **argv)
     if (rc != 0) {
         fprintf(stderr, "gcsd: cannot start the raft member: %s\n", err);
         server_close(&a.srv, NULL);
+        pg_wait_close(a.waits);
         uv_run(&a.loop, UV_RUN_DEFAULT);
         fsm_close(&a.state);
         return 1;
     }
     a.srv.raft = a.raft;
+    node_health_config hc = {
+        .period_ms = a.cfg.health_check_period_ms,
+        .failure_threshold = a.cfg.health_check_failure_threshold,
+    };
+    if (node_health_start(&a.loop, &a.state, a.raft, &hc, &a.health) != 0) {
+        fprintf(stderr, "gcsd: out of memory\n");
+        shutdownApp(&a);
+        uv_run(&a.loop, UV_RUN_DEFAULT);
+        fsm_close(&a.state);
+        return 1;
+    }
+    a.srv.node_health = a.health;
+    a.srv.pg_waits = a.waits;
     uv_signal_init(&a.loop, &a.sigterm);
     uv_signal_init(&a.loop, &a.sigint);
     a.sigterm.data = a.sigint.data = &a;

@@ -24,6 +24,8 @@ typedef struct client client;
 typedef struct reply_slot reply_slot;
 struct fsm;
 struct rglue;
+struct node_health;
+struct pg_wait;
 
 /* A reply that is not ready yet, in a client's queue of outstanding replies.
  * Owned by the queue; when the client goes away first, its slots are
@@ -102,6 +104,8 @@ struct server {
     const config *cfg;
     struct fsm *fsm;
     struct rglue *raft;
+    struct node_health *node_health; /* NODE.HEARTBEAT's memory; NULL: none */
+    struct pg_wait *pg_waits;        /* clients blocked in PG.WAIT; NULL: none */
     uv_tcp_t listener;
     uv_prepare_t before_sleep;
     uv_check_t resume;
