@@ -391,5 +391,54 @@ Test(health, silent_node_is_declared_dead)
     cr_assert_str_eq(why, "health check failed");
     cr_assert(nodeAlive(c, beating, NULL, 0), "a beating node died");
     expectError(CMD(c, S("NODE.HEARTBEAT"), silent), "ERR node is dead");
+    redisReply *r = CMD(c, S("INFO"), S("tables"));
+    cr_assert_eq(r->type, REDIS_REPLY_STRING);
+    cr_assert_not_null(strstr(r->str, "health_nodes_declared_dead:1\r\n"),
+                       "%s", r->str);
+    cr_assert_not_null(strstr(r->str, "health_tracked_nodes:1\r\n"), "%s",
+                       r->str);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* A member that becomes leader has heard no heartbeats yet: every ALIVE
+ * node gets a full grace period (threshold x period) from then, however
+ * long ago it last beat. */
+Test(health, new_leader_gives_a_grace_period)
+{
+    redisContext *c = harness_connect(&fast);
+    blob node = te_node_id(7);
+    expectStatus(CMD(c, S("NODE.REGISTER"), te_node(7, "CPU=1")), "OK");
+    redisFree(c);
+    harness_stop(&fast, SIGTERM);
+    /* Restart with a longer grace (5 x 200 ms), well after the node's last
+     * sign of life. */
+    snprintf(fast.extra, sizeof fast.extra,
+             "--health-check-period-ms 200 --health-check-failure-threshold 5");
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+    harness_start(&fast, 20000);
+    long long t0 = harness_now_ms();
+    c = harness_connect(&fast);
+    /* Well inside the grace period it is alive... */
+    while (harness_now_ms() - t0 < 500) {
+        cr_assert(nodeAlive(c, node, NULL, 0), "declared dead after %lld ms",
+                  harness_now_ms() - t0);
+        struct timespec step = {0, 50 * 1000 * 1000};
+        nanosleep(&step, NULL);
+    }
+    /* ...and without heartbeats it dies after it. */
+    char why[64] = "";
+    long long deadAt = 0;
+    while (deadAt == 0 && harness_now_ms() - t0 < 10000) {
+        if (!nodeAlive(c, node, why, sizeof why)) deadAt = harness_now_ms();
+        struct timespec step = {0, 20 * 1000 * 1000};
+        nanosleep(&step, NULL);
+    }
+    cr_assert_neq(deadAt, 0);
+    /* Without the grace period the first check (200 ms) would kill it; the
+     * margin below 1000 ms covers the time start-up took before t0. */
+    cr_assert_geq(deadAt - t0, 700);
+    cr_assert_str_eq(why, "health check failed");
     redisFree(c);
 }
