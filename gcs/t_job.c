@@ -104,6 +104,12 @@ static Ray__Rpc__JobTableData *jobArg(arena *mem, const resp_arg *arg,
                         JOB_ID_LEN, job->job_id.len);
         return NULL;
     }
+    if (job->driver_address != NULL &&
+        !table_opt_id_ok(job->driver_address->node_id, NODE_ID_LEN)) {
+        resp_add_errorf(out, "ERR invalid driver node id: expected %d bytes",
+                        NODE_ID_LEN);
+        return NULL;
+    }
     return job;
 }
 

@@ -513,6 +513,18 @@ Test(tables, job_ids_and_finish_cascade)
     te_expect_error(RUN(&e, S("JOB.FINISH"), te_job_id(9)), "ERR no such job");
     te_expect_error(RUN(&e, S("JOB.FINISH"), S("12345")),
                     "ERR invalid job id: expected 4 bytes, got 5");
+    /* Ids inside records are checked too (they become index keys). */
+    Ray__Rpc__JobTableData bad;
+    ray__rpc__job_table_data__init(&bad);
+    bad.job_id = te_bin(te_job_id(5));
+    Ray__Rpc__Address driver;
+    ray__rpc__address__init(&driver);
+    uint8_t longId[300];
+    memset(longId, 'x', sizeof longId);
+    driver.node_id = (ProtobufCBinaryData){sizeof longId, longId};
+    bad.driver_address = &driver;
+    te_expect_error(RUN(&e, S("JOB.ADD"), te_pack(&bad.base)),
+                    "ERR invalid driver node id: expected 28 bytes");
     te_expect_error(RUN(&e, S("ACTOR.REGISTER"),
                         te_actor((te_actor_spec){.k = 9, .job = 1})),
                     "ERR the actor's job already finished");
