@@ -134,12 +134,12 @@ void pg_wait_on_events(void *ctx, const fsm_event *ev, size_t n)
 {
     pg_wait *w = ctx;
     for (size_t i = 0; i < n && w->count > 0; i++) {
-        if (ev[i].kind != FSM_EVENT_PUT || ev[i].key_len > ID_MAX ||
-            strcmp(ev[i].table, TABLE_NAME_PG) != 0) {
+        if (ev[i].key_len > ID_MAX || strcmp(ev[i].table, TABLE_NAME_PG) != 0) {
             continue;
         }
         size_t b = bucketOf(ev[i].key, ev[i].key_len);
-        int how = -1;
+        /* Deleted (FLUSHALL): as good as removed. */
+        int how = ev[i].kind == FSM_EVENT_DELETE ? DONE_REMOVED : -1;
         for (waiter *x = w->buckets[b], *next; x != NULL; x = next) {
             next = x->next;
             if (x->len != ev[i].key_len ||

@@ -130,42 +130,6 @@ static pgResource *nodeResource(pgNode *node, const char *name, size_t len)
     return &node->res[i];
 }
 
-typedef struct idCollector {
-    arena *mem;
-    storage_slice *ids;
-    size_t n, cap;
-} idCollector;
-
-static int collectKey(void *arg, storage_slice key, storage_slice value)
-{
-    (void)value;
-    idCollector *c = arg;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 16;
-        storage_slice *ids = arena_alloc(c->mem, cap * sizeof *ids);
-        if (ids == NULL) return STORAGE_ENOMEM;
-        if (c->n > 0) memcpy(ids, c->ids, c->n * sizeof *ids);
-        c->ids = ids;
-        c->cap = cap;
-    }
-    void *copy = arena_dup(c->mem, key.data, key.len);
-    if (copy == NULL) return STORAGE_ENOMEM;
-    c->ids[c->n++] = (storage_slice){copy, key.len};
-    return 0;
-}
-
-/* Every key of @table, in order, copied into @mem. */
-static int collectKeys(storage_txn *t, arena *mem, unsigned table,
-                       storage_slice **keys, size_t *n)
-{
-    idCollector c = {mem, NULL, 0, 0};
-    int rc = storage_table_scan(t, table, (storage_slice){"", 0},
-                                (storage_slice){"", 0}, collectKey, &c);
-    *keys = c.ids;
-    *n = c.n;
-    return rc;
-}
-
 static int loadNodeView(table_op *op, pgNode *node, storage_slice id)
 {
     Ray__Rpc__GcsNodeInfo *n;
@@ -205,7 +169,7 @@ static int pgNodes(table_op *op, struct pg_nodes **out)
     table_scope s = table_scope_enter(op);
     storage_slice *ids;
     size_t n;
-    int rc = collectKeys(op->txn, &op->mem, INDEX_NODE_ALIVE, &ids, &n);
+    int rc = table_collect_keys(op->txn, &op->mem, INDEX_NODE_ALIVE, &ids, &n);
     struct pg_nodes *nodes = calloc(1, sizeof *nodes);
     if (rc == 0 && nodes == NULL) rc = STORAGE_ENOMEM;
     if (rc == 0 && n > 0) {
@@ -619,7 +583,7 @@ int pg_retry_pending(table_op *op)
 {
     storage_slice *keys;
     size_t n;
-    int rc = collectKeys(op->txn, &op->mem, INDEX_PG_QUEUE, &keys, &n);
+    int rc = table_collect_keys(op->txn, &op->mem, INDEX_PG_QUEUE, &keys, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (keys[i].len != QUEUE_KEY_LEN) return STORAGE_ECORRUPT;
         storage_slice id = {(const uint8_t *)keys[i].data + 9, PG_ID_LEN};

@@ -146,6 +146,28 @@ int table_save(table_op *op, unsigned table, storage_slice key,
     return rc;
 }
 
+int table_flush(apply_ctx *a)
+{
+    static const unsigned records[] = {TABLE_NODE, TABLE_ACTOR, TABLE_JOB,
+                                       TABLE_PG};
+    arena mem;
+    arena_init(&mem);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof records / sizeof records[0]; i++) {
+        storage_slice *keys;
+        size_t n;
+        arena_mark m = arena_save(&mem);
+        rc = table_collect_keys(a->txn, &mem, records[i], &keys, &n);
+        for (size_t k = 0; rc == 0 && k < n; k++) {
+            rc = apply_emit(a, eventTable(records[i]), keys[k],
+                            FSM_EVENT_DELETE, (storage_slice){"", 0});
+        }
+        arena_restore(&mem, m);
+    }
+    arena_free(&mem);
+    return rc != 0 ? rc : storage_table_flush(a->txn);
+}
+
 void *table_decode_arg(arena *mem, const ProtobufCMessageDescriptor *desc,
                        const resp_arg *arg)
 {
@@ -293,6 +315,35 @@ int table_collect_refs(storage_txn *t, arena *mem, unsigned index,
     *ids = c.ids;
     *n = c.n;
     return 0;
+}
+
+static int collectKey(void *arg, storage_slice key, storage_slice value)
+{
+    (void)value;
+    refCollector *rc = arg;
+    if (rc->n == rc->cap) {
+        size_t cap = rc->cap ? 2 * rc->cap : 16;
+        storage_slice *ids = arena_alloc(rc->mem, cap * sizeof *ids);
+        if (ids == NULL) return STORAGE_ENOMEM;
+        if (rc->n > 0) memcpy(ids, rc->ids, rc->n * sizeof *ids);
+        rc->ids = ids;
+        rc->cap = cap;
+    }
+    void *copy = arena_dup(rc->mem, key.data, key.len);
+    if (copy == NULL) return STORAGE_ENOMEM;
+    rc->ids[rc->n++] = (storage_slice){copy, key.len};
+    return 0;
+}
+
+int table_collect_keys(storage_txn *t, arena *mem, unsigned table,
+                       storage_slice **keys, size_t *n)
+{
+    refCollector c = {mem, NULL, 0, 0};
+    int rc = storage_table_scan(t, table, (storage_slice){"", 0},
+                                (storage_slice){"", 0}, collectKey, &c);
+    *keys = c.ids;
+    *n = c.n;
+    return rc;
 }
 
 /* ---- replies ----------------------------------------------------------- */

@@ -135,6 +135,10 @@ int table_queue_kill(table_op *op, storage_slice actor_id, int reason,
  * out, else damaged data. */
 int table_decode_error(const arena *mem);
 
+/* FLUSHALL's part in the typed tables: every record and index goes, each
+ * record with a DELETE event. Meta counters (revision, job ids) go on. */
+int table_flush(apply_ctx *a);
+
 /* ---- records ---------------------------------------------------------- */
 
 /* Decode the record under @key of @table as @desc into *out (memory from
@@ -198,6 +202,11 @@ bool table_opt_id_ok(ProtobufCBinaryData id, size_t len);
  * order, copied into @mem. Returns 0 or a storage error. */
 int table_collect_refs(storage_txn *t, arena *mem, unsigned index,
                        storage_slice owner, storage_slice **ids, size_t *n);
+
+/* Every key of @table, in order, copied into @mem. Returns 0 or a storage
+ * error. */
+int table_collect_keys(storage_txn *t, arena *mem, unsigned table,
+                       storage_slice **keys, size_t *n);
 
 /* ---- replies ----------------------------------------------------------- */
 

@@ -214,6 +214,9 @@ GCS_API int storage_table_put(storage_txn *t, unsigned table, storage_slice key,
 GCS_API int storage_table_delete(storage_txn *t, unsigned table,
                                  storage_slice key, bool *deleted);
 
+/* Remove every record of every table (FLUSHALL). */
+GCS_API int storage_table_flush(storage_txn *t);
+
 /* Called for each record a scan visits. Return 0 to go on; anything else
  * stops the scan, which returns that value. It must not write to the
  * transaction. */

@@ -111,6 +111,16 @@ int storage_table_delete(storage_txn *t, unsigned table, storage_slice key,
     return rc;
 }
 
+int storage_table_flush(storage_txn *t)
+{
+    int rc = storage__usable(t, true);
+    if (rc)
+        return rc;
+    t->touched = true;
+    return storage__settle(
+        t, storage__from_mdb(mdb_drop(t->txn, t->s->dbi[DB_TABLES], 0)));
+}
+
 int storage_table_scan(storage_txn *t, unsigned table, storage_slice prefix,
                        storage_slice from, storage_record_fn fn, void *arg)
 {

@@ -257,6 +257,13 @@ Test(tables, pg_wait_answers)
     cr_assert_eq(waitReadable(gone, 100), -1);
     redisFree(gone);
     expectStatus(CMD(c, S("PING")), "PONG");
+    /* FLUSHALL deletes the group from under a waiter. */
+    APPEND(c, S("PG.WAIT"), te_pg_id(4, 0), S("0"));
+    flush(c);
+    cr_assert_eq(waitReadable(c, 100), -1);
+    expectStatus(CMD(other, S("FLUSHALL")), "OK");
+    cr_assert_eq(redisGetReply(c, (void **)&r), REDIS_OK);
+    expectError(r, "ERR placement group was removed");
     redisFree(c);
     redisFree(other);
     te_pool_free();

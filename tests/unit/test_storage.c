@@ -1809,6 +1809,25 @@ Test(storage, table_scan_orders_and_selects_prefixes)
     storage_close(s);
 }
 
+Test(storage, table_flush_removes_every_record)
+{
+    storage *s = openStore(newDir(), 0);
+    storage_txn *t = beginW(s);
+    tput(t, 1, sl("a"), sl("v"), true);
+    tput(t, 200, sl("b"), sl("v"), true);
+    OK(storage_string_set(t, sl("key"), sl("kept")));
+    OK(storage_meta_set(t, "counter", 5));
+    OK(storage_table_flush(t));
+    OK(storage_commit(t));
+    t = beginR(s);
+    expectNoRecord(t, 1, sl("a"));
+    expectNoRecord(t, 200, sl("b"));
+    expectStrIn(t, sl("key"), sl("kept")); /* the keyspace is not a table */
+    storage_abort(t);
+    cr_assert_eq(metaGet(s, "counter"), 5);
+    storage_close(s);
+}
+
 static uint64_t fnv1a64(const uint8_t *p, size_t n)
 {
     uint64_t h = UINT64_C(0xcbf29ce484222325);

@@ -749,6 +749,51 @@ Test(tables, revisions_are_consecutive_and_survive_restart)
     te_close(&e);
 }
 
+/* FLUSHALL empties the typed tables too: every record gets a DELETE event,
+ * indexes go with them, and the counters (revision, job ids) go on. */
+Test(tables, flushall_deletes_records_with_events)
+{
+    te_env e;
+    te_open(&e);
+    registerNode(&e, 1, "CPU=4");
+    te_expect(RUN(&e, S("JOB.ADD"), te_job(1, 1)), OKR);
+    te_expect(RUN(&e, S("ACTOR.REGISTER"),
+                  te_actor((te_actor_spec){.k = 1, .job = 1, .name = "a"})),
+              OKR);
+    te_expect(RUN(&e, S("PG.CREATE"),
+                  te_pg((te_pg_spec){.k = 1, .bundles = "CPU=1"})),
+              OKR);
+    te_expect(RUN(&e, S("SET"), S("plain"), S("key")), OKR);
+    cr_assert(te_eq(te_bulk(RUN(&e, S("JOB.NEXTID"))), te_job_id(1)));
+    uint64_t rev = e.f.revision;
+    size_t events = e.n_ev;
+    te_expect(RUN(&e, S("FLUSHALL")), OKR);
+    cr_assert_eq(e.n_ev, events + 4);
+    const char *tables[] = {"NODE", "ACTOR", "JOB", "PLACEMENT_GROUP"};
+    blob keys[] = {te_node_id(1), te_actor_id(1, 1), te_job_id(1),
+                   te_pg_id(1, 0)};
+    for (size_t i = 0; i < 4; i++) {
+        te_event *ev = &e.ev[events + i];
+        cr_assert_eq(ev->revision, rev + 1 + i);
+        cr_assert_eq(ev->kind, FSM_EVENT_DELETE);
+        cr_assert_str_eq(ev->table, tables[i]);
+        cr_assert(te_eq(ev->key, keys[i]));
+        cr_assert_eq(ev->value.n, 0);
+    }
+    cr_assert_null(te_get_node(&e, te_node_id(1)));
+    cr_assert_null(te_get_actor(&e, te_actor_id(1, 1)));
+    cr_assert(te_is_nil(RUN(&e, S("ACTOR.GETNAMED"), S(""), S("a"))));
+    cr_assert(te_eq(RUN(&e, S("ACTOR.LIST")), S("*2\r\n$1\r\n0\r\n*0\r\n")));
+    cr_assert(te_eq(te_bulk(RUN(&e, S("JOB.NEXTID"))), te_job_id(2)));
+    /* Nothing is left behind in storage: a new registration of the same
+     * name and the same node starts clean. */
+    te_expect(RUN(&e, S("ACTOR.REGISTER"),
+                  te_actor((te_actor_spec){.k = 2, .job = 1, .name = "a"})),
+              OKR);
+    registerNode(&e, 1, "CPU=4");
+    te_close(&e);
+}
+
 /* Parse [cursor, [records...]]: returns the cursor, counts the records. */
 static blob listPage(blob reply, size_t *n)
 {
