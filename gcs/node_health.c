@@ -240,6 +240,13 @@ static void onTimer(uv_timer_t *t)
     node_health_check(t->data);
 }
 
+static void onClosed(uv_handle_t *handle)
+{
+    node_health *h = handle->data;
+    freeBeats(&h->table);
+    free(h);
+}
+
 int node_health_start(uv_loop_t *loop, struct fsm *f, struct rglue *raft,
                       const node_health_config *cfg, node_health **out)
 {
@@ -249,9 +256,18 @@ int node_health_start(uv_loop_t *loop, struct fsm *f, struct rglue *raft,
     h->fsm = f;
     h->raft = raft;
     h->cfg = *cfg;
-    uv_timer_init(loop, &h->timer);
+    int rc = uv_timer_init(loop, &h->timer);
+    if (rc != 0) {
+        free(h);
+        return rc;
+    }
     h->timer.data = h;
-    uv_timer_start(&h->timer, onTimer, cfg->period_ms, cfg->period_ms);
+    rc = uv_timer_start(&h->timer, onTimer, cfg->period_ms, cfg->period_ms);
+    if (rc != 0) {
+        h->closing = true;
+        uv_close((uv_handle_t *)&h->timer, onClosed); /* frees @h */
+        return rc;
+    }
     /* A periodic check must not keep a stopping loop alive. */
     uv_unref((uv_handle_t *)&h->timer);
     *out = h;
@@ -266,13 +282,6 @@ size_t node_health_tracked(const node_health *h)
 uint64_t node_health_declared(const node_health *h)
 {
     return h->declared;
-}
-
-static void onClosed(uv_handle_t *handle)
-{
-    node_health *h = handle->data;
-    freeBeats(&h->table);
-    free(h);
 }
 
 void node_health_close(node_health *h)

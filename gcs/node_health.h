@@ -28,7 +28,8 @@ typedef struct node_health_config {
 } node_health_config;
 
 /* Start watching on @loop with the state @f and the member @raft (both must
- * outlive the watcher). Returns 0 or UV_ENOMEM. */
+ * outlive the watcher). Returns 0 or a libuv error (then run the loop once
+ * more: a handle may be closing). */
 int node_health_start(uv_loop_t *loop, struct fsm *f, struct rglue *raft,
                       const node_health_config *cfg, node_health **out);
 

@@ -94,15 +94,31 @@ static void onSweep(uv_timer_t *t)
     }
 }
 
+static void onSweepClosed(uv_handle_t *h)
+{
+    pg_wait *w = h->data;
+    w->open_handles--;
+    maybeFree(w);
+}
+
 int pg_wait_create(uv_loop_t *loop, pg_wait **out)
 {
     pg_wait *w = calloc(1, sizeof *w);
     if (w == NULL) return UV_ENOMEM;
     w->loop = loop;
-    uv_timer_init(loop, &w->sweep);
+    int rc = uv_timer_init(loop, &w->sweep);
+    if (rc != 0) {
+        free(w);
+        return rc;
+    }
     w->sweep.data = w;
     w->open_handles = 1;
-    uv_timer_start(&w->sweep, onSweep, SWEEP_MS, SWEEP_MS);
+    rc = uv_timer_start(&w->sweep, onSweep, SWEEP_MS, SWEEP_MS);
+    if (rc != 0) {
+        w->closing = true; /* freed by the close callback */
+        uv_close((uv_handle_t *)&w->sweep, onSweepClosed);
+        return rc;
+    }
     uv_unref((uv_handle_t *)&w->sweep); /* never keeps the loop running */
     *out = w;
     return 0;
@@ -118,10 +134,17 @@ int pg_wait_add(pg_wait *w, client *c, const void *id, size_t len,
     memcpy(x->id, id, len);
     x->len = len;
     x->bucket = bucketOf(id, len);
-    uv_timer_init(w->loop, &x->timer);
+    if (uv_timer_init(w->loop, &x->timer) != 0) {
+        free(x);
+        return -1;
+    }
     x->timer.data = x;
     w->open_handles++;
-    if (timeout_ms > 0) uv_timer_start(&x->timer, onTimeout, timeout_ms, 0);
+    if (timeout_ms > 0 &&
+        uv_timer_start(&x->timer, onTimeout, timeout_ms, 0) != 0) {
+        uv_close((uv_handle_t *)&x->timer, onWaiterClosed);
+        return -1;
+    }
     x->slot = client_slot_new(c);
     x->next = w->buckets[x->bucket];
     if (x->next != NULL) x->next->prev = x;
@@ -169,13 +192,6 @@ void pg_wait_on_events(void *ctx, const fsm_event *ev, size_t n)
 size_t pg_wait_count(const pg_wait *w)
 {
     return w->count;
-}
-
-static void onSweepClosed(uv_handle_t *h)
-{
-    pg_wait *w = h->data;
-    w->open_handles--;
-    maybeFree(w);
 }
 
 void pg_wait_close(pg_wait *w)

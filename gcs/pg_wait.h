@@ -18,7 +18,7 @@
 
 typedef struct pg_wait pg_wait;
 
-/* Create the registry on @loop. Returns 0 or UV_ENOMEM. */
+/* Create the registry on @loop. Returns 0 or a libuv error. */
 int pg_wait_create(uv_loop_t *loop, pg_wait **out);
 
 /* Park the next reply of @c until group @id (@len bytes, copied) is
