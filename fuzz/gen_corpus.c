@@ -18,6 +18,7 @@
 
 #include "command.h"
 #include "fsm.h"
+#include "ray.pb-c.h"
 #include "storage.h"
 
 static const char *root;
@@ -395,8 +396,26 @@ static void gen_dump(void)
     must(storage_commit(t));
     dump_to(s, "many", NULL);
 
+    /* Record tables (the typed tables' storage): records and an index. */
+    must(storage_begin(s, true, &t));
+    must(storage_meta_set(t, STORAGE_META_APPLIED_INDEX, 1300));
+    for (int i = 0; i < 4; i++) {
+        char id[16] = {'A', 'A', 'A', (char)i, 0, 0, 0, 0,
+                       0, 0, 0, 0, 1, 0, 0, 0};
+        char rec[6] = {0x0a, 0x02, 'i', 'd', 0x30, (char)i};
+        must(storage_table_put(t, 2, (storage_slice){id, sizeof id},
+                               (storage_slice){rec, sizeof rec}, NULL));
+        char ref[21] = {4, 1, 0, 0, 0};
+        memcpy(ref + 5, id, sizeof id);
+        must(storage_table_put(t, 18, (storage_slice){ref, sizeof ref},
+                               sl(""), NULL));
+    }
+    must(storage_commit(t));
+    dump_to(s, "tables", NULL);
+
     must(storage_begin(s, true, &t));
     must(storage_key_flush(t));
+    must(storage_table_flush(t, 1, STORAGE_TABLE_MAX));
     must(storage_commit(t));
     dump_to(s, "flushed", NULL);
     close_store(s, dir);
@@ -409,7 +428,7 @@ static void gen_dump(void)
     write_file("fuzz_dump", "truncated", real.p, real.n / 2);
     v.n = 0;
     put(&v, real.p, real.n);
-    v.p[8 + 3] = 2; /* version 2 */
+    v.p[8 + 3] = 3; /* version 3: newer than any loader */
     write_file("fuzz_dump", "bad_version", v.p, v.n);
 
     /* Hand-assembled: tables out of order, one missing, unknown, twice. */
@@ -516,6 +535,139 @@ static void cmd_seed(const char *name, int flags, ...)
     va_end(ap);
     write_file("fuzz_commands", name, b.p, b.n);
     free(b.p);
+}
+
+/* Binary words for cmd_seed ("#<len>:" + bytes), freed by freeWords. */
+static char *words[16];
+static size_t nWords;
+
+static char *newWord(size_t n)
+{
+    if (nWords == sizeof words / sizeof words[0])
+        die("too many words");
+    char *w = malloc(n + 32);
+    if (w == NULL)
+        die("malloc");
+    words[nWords++] = w;
+    return w;
+}
+
+static void freeWords(void)
+{
+    while (nWords > 0)
+        free(words[--nWords]);
+}
+
+static const char *packed(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    char *w = newWord(n);
+    int h = snprintf(w, 32, "#%zu:", n);
+    protobuf_c_message_pack(m, (uint8_t *)w + h);
+    return w;
+}
+
+static const char *binword(const void *p, size_t n)
+{
+    char *w = newWord(n);
+    int h = snprintf(w, 32, "#%zu:", n);
+    memcpy(w + h, p, n);
+    return w;
+}
+
+/* Typed-table commands: Ray-shaped records and ids. */
+static void gen_typed(void)
+{
+    static uint8_t node[28], actor[16], pg[18], worker[28];
+    memset(node, 'N', sizeof node);
+    memset(actor, 'A', sizeof actor);
+    memset(pg, 'P', sizeof pg);
+    memset(worker, 'W', sizeof worker);
+    memcpy(actor + 12, "\1\0\0\0", 4);
+    const char *nodeId = binword(node, sizeof node);
+    const char *actorId = binword(actor, sizeof actor);
+    const char *pgId = binword(pg, sizeof pg);
+
+    Ray__Rpc__GcsNodeInfo n;
+    ray__rpc__gcs_node_info__init(&n);
+    n.node_id = (ProtobufCBinaryData){sizeof node, node};
+    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry cpu;
+    ray__rpc__gcs_node_info__resources_total_entry__init(&cpu);
+    cpu.key = "CPU";
+    cpu.value = 4;
+    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry *res[] = {&cpu};
+    n.n_resources_total = 1;
+    n.resources_total = res;
+    const char *nodeRec = packed(&n.base);
+
+    Ray__Rpc__JobTableData j;
+    ray__rpc__job_table_data__init(&j);
+    j.job_id = (ProtobufCBinaryData){4, (uint8_t *)"\1\0\0\0"};
+    const char *jobRec = packed(&j.base);
+
+    Ray__Rpc__Address owner;
+    ray__rpc__address__init(&owner);
+    owner.worker_id = (ProtobufCBinaryData){sizeof worker, worker};
+    Ray__Rpc__ActorTableData a;
+    ray__rpc__actor_table_data__init(&a);
+    a.actor_id = (ProtobufCBinaryData){sizeof actor, actor};
+    a.job_id = j.job_id;
+    a.name = "counter";
+    a.max_restarts = 1;
+    a.owner_address = &owner;
+    const char *actorRec = packed(&a.base);
+    Ray__Rpc__ActorTableData u;
+    ray__rpc__actor_table_data__init(&u);
+    u.state = RAY__RPC__ACTOR_TABLE_DATA__ACTOR_STATE__PENDING_CREATION;
+    const char *toPending = packed(&u.base);
+    Ray__Rpc__Address addr;
+    ray__rpc__address__init(&addr);
+    addr.node_id = n.node_id;
+    u.state = RAY__RPC__ACTOR_TABLE_DATA__ACTOR_STATE__ALIVE;
+    u.address = &addr;
+    const char *toAlive = packed(&u.base);
+    u.address = NULL;
+    u.state = RAY__RPC__ACTOR_TABLE_DATA__ACTOR_STATE__RESTARTING;
+    const char *toRestarting = packed(&u.base);
+
+    Ray__Rpc__PlacementGroupTableData g;
+    ray__rpc__placement_group_table_data__init(&g);
+    g.placement_group_id = (ProtobufCBinaryData){sizeof pg, pg};
+    g.strategy = RAY__RPC__PLACEMENT_STRATEGY__STRICT_SPREAD;
+    g.name = "pg";
+    Ray__Rpc__Bundle__UnitResourcesEntry one;
+    ray__rpc__bundle__unit_resources_entry__init(&one);
+    one.key = "CPU";
+    one.value = 1;
+    Ray__Rpc__Bundle__UnitResourcesEntry *ones[] = {&one};
+    Ray__Rpc__Bundle b1, b2;
+    ray__rpc__bundle__init(&b1);
+    b1.n_unit_resources = 1;
+    b1.unit_resources = ones;
+    b2 = b1;
+    Ray__Rpc__Bundle *bundles[] = {&b1, &b2};
+    g.n_bundles = 2;
+    g.bundles = bundles;
+    const char *pgRec = packed(&g.base);
+
+    cmd_seed("typed_lifecycle", 2, "PG.CREATE", pgRec, ";", "NODE.REGISTER",
+             nodeRec, ";", "JOB.ADD", jobRec, ";", "JOB.NEXTID", "|",
+             "ACTOR.REGISTER", actorRec, ";", "ACTOR.UPDATE", actorId,
+             toPending, ";", "ACTOR.UPDATE", actorId, toAlive, "|",
+             "ACTOR.GETNAMED", "", "counter", ";", "ACTOR.LIST", "JOB",
+             "#4:\1\0\0\0", "STATE", "ALIVE", ";", "NODE.DRAIN", nodeId,
+             "PREEMPTION", "|", "NODE.DEAD", nodeId, "gone", ";",
+             "ACTOR.UPDATE", actorId, toRestarting, ";", "PG.GET", pgId, ";",
+             "JOB.FINISH", "#4:\1\0\0\0", "|", "NODE.LIST", "DEAD", ";",
+             "PG.LIST", "COUNT", "1", ";", "ACTOR.KILL", actorId, ";",
+             "PG.REMOVE", pgId, ";", "FLUSHALL", NULL);
+    cmd_seed("typed_errors", 1, "ACTOR.UPDATE", actorId, "#2:\xff\xff", ";",
+             "NODE.REGISTER", "x", ";", "NODE.DEAD", "short", "r", ";",
+             "ACTOR.UPDATE", actorId, toAlive, ";", "PG.CREATE",
+             "#0:", ";", "JOB.FINISH", "#4:\11\0\0\0", ";", "ACTOR.LIST",
+             "CURSOR", "zz", ";", "NODE.DRAIN", nodeId, "BORED", ";",
+             "PG.WAIT", pgId, "10", ";", "NODE.HEARTBEAT", nodeId, NULL);
+    freeWords();
 }
 
 /* ";" separates commands in one entry, "|" ends an entry. */
@@ -668,5 +820,6 @@ int main(int argc, char **argv)
     gen_glob();
     gen_dump();
     gen_commands();
+    gen_typed();
     return 0;
 }

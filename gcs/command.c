@@ -34,6 +34,10 @@ static void tableInit(void)
         {keys_commands, keys_commands_count},
         {server_commands, server_commands_count},
         {raft_commands, raft_commands_count},
+        {node_commands, node_commands_count},
+        {actor_commands, actor_commands_count},
+        {job_commands, job_commands_count},
+        {pg_commands, pg_commands_count},
     };
     size_t total = 0;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {

@@ -148,5 +148,13 @@ extern const command server_commands[];
 extern const size_t server_commands_count;
 extern const command raft_commands[];
 extern const size_t raft_commands_count;
+extern const command node_commands[];
+extern const size_t node_commands_count;
+extern const command actor_commands[];
+extern const size_t actor_commands_count;
+extern const command job_commands[];
+extern const size_t job_commands_count;
+extern const command pg_commands[];
+extern const size_t pg_commands_count;
 
 #endif /* GCS_COMMAND_H */

@@ -18,7 +18,7 @@ enum {
     OPT_MAXCLIENTS, OPT_MAX_BULK, OPT_MAX_ARGS, OPT_MAP_SIZE, OPT_ELECTION,
     OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_JOIN, OPT_REDIRECT,
     OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HTTP_PORT, OPT_SNAPSHOT_TRAILING,
-    OPT_HELP, OPT_VERSION,
+    OPT_HEALTH_PERIOD, OPT_HEALTH_THRESHOLD, OPT_HELP, OPT_VERSION,
 };
 
 /* One row per flag: the long name, its environment twin, and its help. */
@@ -79,6 +79,11 @@ static const option_doc docs[] = {
     {OPT_HTTP_PORT, "http-port", "GCSD_HTTP_PORT", "N",
      "serve /livez, /readyz and /metrics over HTTP on the bind address "
      "(default 0: off)"},
+    {OPT_HEALTH_PERIOD, "health-check-period-ms", "GCSD_HEALTH_CHECK_PERIOD_MS",
+     "MS", "node heartbeat period the leader checks at (default 3000)"},
+    {OPT_HEALTH_THRESHOLD, "health-check-failure-threshold",
+     "GCSD_HEALTH_CHECK_FAILURE_THRESHOLD", "N",
+     "periods without a heartbeat before a node is dead (default 5)"},
     {OPT_HELP, "help", NULL, NULL, "show this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "show the version and exit"},
 };
@@ -313,6 +318,14 @@ static int applyOption(config *cfg, int code, const char *val,
             if (parseUnsigned(val, 600000, &v) != 0) goto bad;
             cfg->leader_wait_ms = (unsigned)v;
             return 0;
+        case OPT_HEALTH_PERIOD:
+            if (parseUnsigned(val, 3600000, &v) != 0 || v < 10) goto bad;
+            cfg->health_check_period_ms = v;
+            return 0;
+        case OPT_HEALTH_THRESHOLD:
+            if (parseUnsigned(val, 1000, &v) != 0 || v < 1) goto bad;
+            cfg->health_check_failure_threshold = (unsigned)v;
+            return 0;
         default:
             return -1;
     }
@@ -339,6 +352,9 @@ static void setDefaults(config *cfg)
     cfg->snapshot_threshold = 4096;
     cfg->snapshot_trailing = 8192;
     cfg->leader_wait_ms = 3000;
+    /* Ray's health_check_period_ms and health_check_failure_threshold. */
+    cfg->health_check_period_ms = 3000;
+    cfg->health_check_failure_threshold = 5;
 }
 
 int config_load(config *cfg, int argc, char **argv)

@@ -42,6 +42,8 @@ typedef struct config {
     bool redirect;           /* followers reply -MOVED, not forward */
     unsigned leader_wait_ms; /* bound on waiting for a leader */
     int http_port;           /* health and metrics; 0 = off */
+    uint64_t health_check_period_ms;      /* node heartbeat period */
+    unsigned health_check_failure_threshold; /* periods missed: dead */
 } config;
 
 enum { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_EUSAGE = 2 };

@@ -21,6 +21,7 @@ int fsm_open(fsm *f, const char *dir, uint64_t map_size, char *err,
     if (rc == 0) {
         rc = storage_meta_get(t, STORAGE_META_APPLIED_INDEX,
                               &f->applied_index);
+        if (rc == 0) rc = storage_meta_get(t, FSM_META_REVISION, &f->revision);
         storage_abort(t);
     }
     if (rc == 0) rc = storage_get_info(f->store, &f->space);
@@ -95,6 +96,61 @@ int fsm_encode_write(uint64_t origin, uint64_t request_id, size_t argc,
     return 0;
 }
 
+int apply_emit(apply_ctx *a, const char *table, storage_slice key,
+               fsm_event_kind kind, storage_slice value)
+{
+    if (a->n_events == a->cap_events) {
+        size_t cap = a->cap_events ? 2 * a->cap_events : 16;
+        fsm_event *ev = realloc(a->events, cap * sizeof *ev);
+        if (ev == NULL) return STORAGE_ENOMEM;
+        a->events = ev;
+        a->cap_events = cap;
+    }
+    /* Key and value share one allocation, freed after delivery. */
+    uint8_t *copy = malloc(key.len + value.len + 1);
+    if (copy == NULL) return STORAGE_ENOMEM;
+    if (key.len > 0) memcpy(copy, key.data, key.len);
+    if (value.len > 0) memcpy(copy + key.len, value.data, value.len);
+    a->events[a->n_events++] = (fsm_event){
+        .revision = ++a->revision,
+        .table = table,
+        .key = copy,
+        .key_len = key.len,
+        .kind = kind,
+        .value = copy + key.len,
+        .value_len = value.len,
+    };
+    return 0;
+}
+
+static void freeEvents(apply_ctx *a)
+{
+    for (size_t i = 0; i < a->n_events; i++) free((void *)a->events[i].key);
+    free(a->events);
+    a->events = NULL;
+    a->n_events = a->cap_events = 0;
+}
+
+int fsm_event_encode(const fsm_event *ev, void **out, size_t *len)
+{
+    Gcs__ChangeEvent msg = GCS__CHANGE_EVENT__INIT;
+    msg.revision = ev->revision;
+    msg.table = (char *)ev->table;
+    msg.key.data = (uint8_t *)ev->key;
+    msg.key.len = ev->key_len;
+    msg.kind = ev->kind == FSM_EVENT_DELETE ? GCS__CHANGE_EVENT__KIND__DELETE
+                                            : GCS__CHANGE_EVENT__KIND__PUT;
+    msg.value.data = (uint8_t *)ev->value;
+    msg.value.len = ev->value_len;
+    size_t n = gcs__change_event__get_packed_size(&msg);
+    uint8_t *buf = malloc(n > 0 ? n : 1);
+    if (buf == NULL) return -1;
+    gcs__change_event__pack(&msg, buf);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
 /* Run one decoded command against the entry's transaction. Returns 0 (the
  * reply, possibly an error, is in @reply) or a storage error. */
 static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
@@ -138,7 +194,7 @@ static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
 
 /* ---- request de-duplication ---------------------------------------------
  *
- * System records, integers big-endian:
+ * Records of FSM_SYSTEM_TABLE, integers big-endian:
  *   'd' origin request_id  ->  time_ms, the command's reply
  *   'q' time_ms origin request_id  ->  (empty): the same, oldest first
  * A command carrying a request id already recorded gets the recorded reply
@@ -184,7 +240,7 @@ static int dedupLookup(storage_txn *t, const Gcs__Command *msg,
     dedupKey(key, msg->origin, msg->request_id);
     storage_slice k = {key, sizeof key}, v;
     bool found;
-    int rc = storage_sys_get(t, k, &v, &found);
+    int rc = storage_table_get(t, FSM_SYSTEM_TABLE, k, &v, &found);
     if (rc != 0 || !found) return rc;
     if (v.len < 8) return STORAGE_ECORRUPT;
     resp_add_raw(replies, (const char *)v.data + 8, v.len - 8);
@@ -206,9 +262,9 @@ static int dedupRecord(storage_txn *t, const Gcs__Command *msg,
     if (len > 0) memcpy(val + 8, reply, len);
     storage_slice k = {key, sizeof key}, v = {val, len + 8};
     storage_slice qk = {qkey, sizeof qkey}, empty = {"", 0};
-    int rc = storage_sys_put(t, k, v);
+    int rc = storage_table_put(t, FSM_SYSTEM_TABLE, k, v, NULL);
     if (val != stackVal) free(val);
-    if (rc == 0) rc = storage_sys_put(t, qk, empty);
+    if (rc == 0) rc = storage_table_put(t, FSM_SYSTEM_TABLE, qk, empty, NULL);
     uint64_t count = 0;
     if (rc == 0) rc = storage_meta_get(t, META_DEDUP_COUNT, &count);
     if (rc == 0) rc = storage_meta_set(t, META_DEDUP_COUNT, count + 1);
@@ -240,8 +296,9 @@ static int dedupTrim(storage_txn *t, int64_t time_ms, size_t budget)
     uint64_t dropped = 0;
     while (budget-- > 0 && count > dropped) {
         oldestRecord o = {.found = false};
-        storage_slice prefix = {"q", 1};
-        rc = storage_sys_scan(t, prefix, takeOldest, &o);
+        storage_slice prefix = {"q", 1}, from = {"", 0};
+        rc = storage_table_scan(t, FSM_SYSTEM_TABLE, prefix, from, takeOldest,
+                                &o);
         if (rc < 0) return rc;
         if (!o.found) break;
         int64_t at = (int64_t)getBe64(o.qkey + 1);
@@ -252,8 +309,8 @@ static int dedupTrim(storage_txn *t, int64_t time_ms, size_t budget)
         key[0] = 'd';
         memcpy(key + 1, o.qkey + 9, 16);
         storage_slice qk = {o.qkey, sizeof o.qkey}, k = {key, sizeof key};
-        if ((rc = storage_sys_delete(t, qk, NULL)) != 0 ||
-            (rc = storage_sys_delete(t, k, NULL)) != 0)
+        if ((rc = storage_table_delete(t, FSM_SYSTEM_TABLE, qk, NULL)) != 0 ||
+            (rc = storage_table_delete(t, FSM_SYSTEM_TABLE, k, NULL)) != 0)
             return rc;
         dropped++;
     }
@@ -276,7 +333,7 @@ int fsm_member_address(fsm *f, uint64_t id, char *out, size_t outlen)
     putBe64(key + 1, id);
     storage_slice k = {key, sizeof key}, v;
     bool found;
-    int rc = storage_sys_get(t, k, &v, &found);
+    int rc = storage_table_get(t, FSM_SYSTEM_TABLE, k, &v, &found);
     if (rc != 0 || !found) return rc;
     snprintf(out, outlen, "%.*s", (int)v.len, (const char *)v.data);
     return 0;
@@ -288,7 +345,7 @@ int fsm_set_member_address(storage_txn *t, uint64_t id, storage_slice addr)
     key[0] = 'm';
     putBe64(key + 1, id);
     storage_slice k = {key, sizeof key};
-    return storage_sys_put(t, k, addr);
+    return storage_table_put(t, FSM_SYSTEM_TABLE, k, addr, NULL);
 }
 
 static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
@@ -306,7 +363,8 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
     int rc = storage_begin(f->store, true, &txn);
     if (rc != 0) goto fail;
 
-    apply_ctx a = {.txn = txn, .index = index, .time_ms = time_ms};
+    apply_ctx a = {.txn = txn, .index = index, .time_ms = time_ms,
+                   .revision = f->revision};
     resp_buf replies;
     resp_buf_init(&replies);
     size_t stackEnds[64];
@@ -345,12 +403,20 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
     rc = dedupTrim(txn, time_ms, n + 16);
     if (rc != 0) goto abort;
     rc = storage_meta_set(txn, STORAGE_META_APPLIED_INDEX, index);
+    if (rc == 0 && a.revision != f->revision) {
+        rc = storage_meta_set(txn, FSM_META_REVISION, a.revision);
+    }
     if (rc != 0) goto abort;
     rc = storage_commit(txn);
     txn = NULL;
     if (rc != 0) goto free_replies;
 
     f->applied_index = index;
+    f->revision = a.revision;
+    if (a.n_events > 0 && f->on_events != NULL) {
+        f->on_events(f->on_events_ctx, a.events, a.n_events);
+    }
+    freeEvents(&a);
     f->entries_applied++;
     storage_get_info(f->store, &f->space); /* stale figures are harmless */
     f->commands_applied += n;
@@ -372,6 +438,7 @@ abort:
 free_replies:
     if (ends != NULL && ends != stackEnds) free(ends);
     resp_buf_free(&replies);
+    freeEvents(&a);
 fail:
     f->failed = true;
     snprintf(f->failure, sizeof f->failure,
@@ -445,6 +512,17 @@ static int fsmRestore(void *ctx, const void *buf, size_t len)
     log_notice("state restored from a snapshot at index %llu",
                (unsigned long long)index);
     f->applied_index = index;
+    storage_txn *t;
+    rc = storage_begin(f->store, false, &t);
+    if (rc == 0) {
+        rc = storage_meta_get(t, FSM_META_REVISION, &f->revision);
+        storage_abort(t);
+    }
+    if (rc != 0) {
+        log_warn("cannot read the revision counter after a restore: %s",
+                 storage_strerror(rc));
+        return rc;
+    }
     return 0;
 }
 

@@ -15,8 +15,34 @@
 #include "rglue.h"
 #include "storage.h"
 
+/* One change an applied entry made to a typed table (see apply_emit). */
+typedef enum fsm_event_kind {
+    FSM_EVENT_PUT = 0,    /* the record was created or replaced */
+    FSM_EVENT_DELETE = 1, /* the record was removed */
+} fsm_event_kind;
+
+typedef struct fsm_event {
+    uint64_t revision;   /* +1 per event, identical on every replica */
+    const char *table;   /* static name: "NODE", "ACTOR", "JOB", ... */
+    const void *key;     /* the record's id */
+    size_t key_len;
+    fsm_event_kind kind;
+    const void *value;   /* the record after the change; empty for DELETE */
+    size_t value_len;
+} fsm_event;
+
+/* Receives the events of one applied entry, in revision order, after its
+ * transaction committed (never for an entry that failed or was skipped as a
+ * replay). @ev and what it points to are valid during the call only. Runs
+ * inside apply on the loop thread: it must not apply or propose anything
+ * synchronously. */
+typedef void (*fsm_events_fn)(void *ctx, const fsm_event *ev, size_t n);
+
 typedef struct fsm {
     storage *store;
+    fsm_events_fn on_events; /* optional; set after fsm_open */
+    void *on_events_ctx;
+    uint64_t revision;      /* mirrors the stored revision counter */
     storage_txn *read_txn;  /* cached between writes; see fsm_read_txn */
     uint64_t applied_index; /* mirrors the stored value */
     uint64_t entries_applied;
@@ -36,7 +62,27 @@ typedef struct apply_ctx {
     storage_txn *txn;   /* the entry's write transaction */
     uint64_t index;     /* raft index of the entry */
     int64_t time_ms;    /* leader's clock when the entry was formed */
+    /* private to fsm.c and apply_emit */
+    uint64_t revision;  /* the last revision handed out */
+    fsm_event *events;  /* this entry's events so far (owned by fsm.c) */
+    size_t n_events, cap_events;
 } apply_ctx;
+
+/* The meta counter holding the last revision handed out. */
+#define FSM_META_REVISION "revision"
+
+/* Record a change to a typed table made by the command being applied: it
+ * gets the next revision, and is delivered to fsm.on_events once the entry
+ * commits. @table must be a static string; @key and @value are copied (they
+ * may be LMDB slices). Returns 0 or STORAGE_ENOMEM. Only changes that are
+ * part of the entry's outcome may be emitted: a command that fails with an
+ * error reply must have emitted nothing. */
+int apply_emit(apply_ctx *a, const char *table, storage_slice key,
+               fsm_event_kind kind, storage_slice value);
+
+/* Serialise @ev as a protobuf gcs.ChangeEvent into a malloc'd buffer (the
+ * caller frees *out with free()). Returns 0 or -1 (out of memory). */
+int fsm_event_encode(const fsm_event *ev, void **out, size_t *len);
 
 /* Open the state in @dir (created by the caller). */
 int fsm_open(fsm *f, const char *dir, uint64_t map_size, char *err,
@@ -65,6 +111,10 @@ bool fsm_has_room(fsm *f, uint64_t bytes);
  * free(). Returns 0 or -1 (out of memory). */
 int fsm_encode_command(uint64_t request_id, size_t argc, const resp_arg *argv,
                        void **out, size_t *len);
+
+/* The record table (storage.h) holding the state machine's own replicated
+ * bookkeeping: request de-duplication and the member directory. */
+#define FSM_SYSTEM_TABLE STORAGE_TABLE_MAX
 
 /* The same for a write that may be retried: (@origin, @request_id) names it
  * across retries, and the state machine applies it at most once. */

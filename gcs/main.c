@@ -18,6 +18,8 @@
 #include "http.h"
 #include "log.h"
 #include "proxy.h"
+#include "node_health.h"
+#include "pg_wait.h"
 #include "rglue.h"
 #include "server.h"
 
@@ -29,6 +31,8 @@ typedef struct app {
     server srv;
     proxy *proxy;
     http_server *http;
+    node_health *health;  /* the leader's heartbeat watch */
+    pg_wait *waits;       /* clients blocked in PG.WAIT */
     uv_signal_t sigterm, sigint;
     bool stopping;
     bool transferring;   /* SIGTERM on a leader: handing leadership over */
@@ -63,12 +67,18 @@ static void onRaftStopped(void *arg)
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->transfer_timer, NULL);
     uv_close((uv_handle_t *)&a->announce_timer, NULL);
-    if (a->cfg.join[0] != '\0') uv_close((uv_handle_t *)&a->join_timer, NULL);
+    uv_close((uv_handle_t *)&a->join_timer, NULL);
 }
 
 static void onServerClosed(server *srv)
 {
     app *a = (app *)((char *)srv - offsetof(app, srv));
+    /* Clients are gone: blocked waits only free their slots now. */
+    a->state.on_events = NULL;
+    pg_wait_close(a->waits);
+    a->waits = NULL;
+    node_health_close(a->health);
+    a->health = NULL;
     if (a->raft != NULL) rglue_stop(a->raft, onRaftStopped, a);
     else onRaftStopped(a);
 }
@@ -202,6 +212,7 @@ static void onAnnounceTimer(uv_timer_t *t)
 static void onRole(void *ctx, int role)
 {
     app *a = ctx;
+    if (a->health != NULL) node_health_role_changed(a->health, role);
     log_notice("raft role is now %s",
                role == RGLUE_ROLE_LEADER      ? "leader"
                : role == RGLUE_ROLE_FOLLOWER  ? "follower"
@@ -322,6 +333,12 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_loop_init(&a.loop);
+    if (pg_wait_create(&a.loop, &a.waits) != 0) {
+        fprintf(stderr, "gcsd: out of memory\n");
+        return 1;
+    }
+    a.state.on_events = pg_wait_on_events;
+    a.state.on_events_ctx = a.waits;
 
     /* Raft addresses: what peers dial (advertise) and what we listen on. */
     char raftAddr[300], raftBind[300];
@@ -372,6 +389,7 @@ int main(int argc, char **argv)
     if (server_start(&a.srv, &a.loop, &a.cfg, &a.state, NULL, err,
                      sizeof err) != 0) {
         fprintf(stderr, "gcsd: %s\n", err);
+        pg_wait_close(a.waits);
         uv_run(&a.loop, UV_RUN_DEFAULT);
         fsm_close(&a.state);
         return 1;
@@ -380,15 +398,30 @@ int main(int argc, char **argv)
     if (rc != 0) {
         fprintf(stderr, "gcsd: cannot start the raft member: %s\n", err);
         server_close(&a.srv, NULL);
+        pg_wait_close(a.waits);
         uv_run(&a.loop, UV_RUN_DEFAULT);
         fsm_close(&a.state);
         return 1;
     }
     a.srv.raft = a.raft;
+    /* Handles that shutdown closes come first, so that any failure below
+     * can shut down the normal way. */
+    uv_signal_init(&a.loop, &a.sigterm);
+    uv_signal_init(&a.loop, &a.sigint);
+    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_start(&a.sigterm, onSignal, SIGTERM);
+    uv_signal_start(&a.sigint, onSignal, SIGINT);
+    uv_timer_init(&a.loop, &a.transfer_timer);
+    a.transfer_timer.data = &a;
+    uv_timer_init(&a.loop, &a.announce_timer);
+    a.announce_timer.data = &a;
+    uv_timer_init(&a.loop, &a.join_timer);
+    a.join_timer.data = &a;
     snprintf(a.raft_addr, sizeof a.raft_addr, "%s", raftAddr);
     if (proxy_start(&a.srv, &a.proxy) != 0) {
         fprintf(stderr, "gcsd: out of memory\n");
-        return 1;
+        a.exit_code = 1;
+        shutdownApp(&a);
     }
     a.srv.proxy = a.proxy;
     a.srv.shutdown_cb = onShutdownCommand;
@@ -406,20 +439,22 @@ int main(int argc, char **argv)
         shutdownApp(&a);
     }
     if (a.cfg.join[0] != '\0') {
-        uv_timer_init(&a.loop, &a.join_timer);
-        a.join_timer.data = &a;
         uv_timer_start(&a.join_timer, onJoinTimer, 0, 0);
     }
-    uv_timer_init(&a.loop, &a.transfer_timer);
-    a.transfer_timer.data = &a;
-    uv_timer_init(&a.loop, &a.announce_timer);
-    a.announce_timer.data = &a;
     uv_timer_start(&a.announce_timer, onAnnounceTimer, 1000, 1000);
-    uv_signal_init(&a.loop, &a.sigterm);
-    uv_signal_init(&a.loop, &a.sigint);
-    a.sigterm.data = a.sigint.data = &a;
-    uv_signal_start(&a.sigterm, onSignal, SIGTERM);
-    uv_signal_start(&a.sigint, onSignal, SIGINT);
+    node_health_config hc = {
+        .period_ms = a.cfg.health_check_period_ms,
+        .failure_threshold = a.cfg.health_check_failure_threshold,
+    };
+    if (node_health_start(&a.loop, &a.state, a.raft, &hc, &a.health) != 0) {
+        fprintf(stderr, "gcsd: out of memory\n");
+        shutdownApp(&a);
+        uv_run(&a.loop, UV_RUN_DEFAULT);
+        fsm_close(&a.state);
+        return 1;
+    }
+    a.srv.node_health = a.health;
+    a.srv.pg_waits = a.waits;
 
     log_notice("gcsd ready: clients on %s:%d, raft member %" PRIu64
                " at %s, data in %s", a.cfg.bind, a.cfg.port, a.cfg.id,

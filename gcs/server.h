@@ -25,6 +25,8 @@ typedef struct reply_slot reply_slot;
 struct fsm;
 struct rglue;
 struct proxy;
+struct node_health;
+struct pg_wait;
 
 /* A reply that is not ready yet, in a client's queue of outstanding replies.
  * Owned by the queue; when the client goes away first, its slots are
@@ -108,6 +110,8 @@ struct server {
     struct proxy *proxy;     /* runs commands that need the leader */
     uint64_t origin;         /* request-id origin of this process */
     uint64_t next_request_id;
+    struct node_health *node_health; /* NODE.HEARTBEAT's memory; NULL: none */
+    struct pg_wait *pg_waits;        /* clients blocked in PG.WAIT; NULL: none */
     uv_tcp_t listener;
     uv_prepare_t before_sleep;
     uv_check_t resume;

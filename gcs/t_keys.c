@@ -8,6 +8,7 @@
 
 #include "command.h"
 #include "glob.h"
+#include "table.h"
 
 /* Redis's cursor parsing: strtoul semantics ("+5", "-1" wrapping, "" as 0),
  * no leading space, nothing after the digits, no overflow. */
@@ -187,6 +188,7 @@ static int flushApply(apply_ctx *a, size_t argc, const resp_arg *argv,
 {
     if (flushCheck(argc, argv, reply) != 0) return 0;
     int rc = storage_key_flush(a->txn);
+    if (rc == 0) rc = table_flush(a);
     if (rc != 0) return rc;
     resp_add_status(reply, "OK");
     return 0;

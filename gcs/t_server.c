@@ -14,6 +14,8 @@
 #include "glob.h"
 #include "log.h"
 #include "proxy.h"
+#include "node_health.h"
+#include "pg_wait.h"
 #include "rglue.h"
 
 #define GCSD_VERSION_STR "0.1.0"
@@ -589,6 +591,16 @@ static void infoSection(client *c, const char *name, resp_buf *b)
     } else if (strcmp(name, "cluster") == 0) {
         infoLine(b, "# Cluster");
         infoLine(b, "cluster_enabled:0");
+    } else if (strcmp(name, "tables") == 0) {
+        infoLine(b, "# Tables");
+        infoLine(b, "revision:%" PRIu64, srv->fsm->revision);
+        infoLine(b, "pg_waiters:%zu",
+                 srv->pg_waits ? pg_wait_count(srv->pg_waits) : 0);
+        infoLine(b, "health_tracked_nodes:%zu",
+                 srv->node_health ? node_health_tracked(srv->node_health) : 0);
+        infoLine(b, "health_nodes_declared_dead:%" PRIu64,
+                 srv->node_health ? node_health_declared(srv->node_health)
+                                  : 0);
     } else if (strcmp(name, "raft") == 0) {
         rglue_status st;
         rglue_get_status(srv->raft, &st);
@@ -644,7 +656,7 @@ static void infoCommand(client *c, size_t argc, const resp_arg *argv)
                                      "keyspace", "raft"};
     static const char *all[] = {"server", "clients", "memory", "persistence",
                                 "stats", "replication", "cluster", "keyspace",
-                                "raft"};
+                                "raft", "tables"};
     bool want[sizeof all / sizeof all[0]] = {false};
     size_t nAll = sizeof all / sizeof all[0];
     if (argc == 1) {

@@ -1,6 +1,6 @@
 /* storage: gcsd's state in one LMDB environment (see storage.h).
  *
- * On-disk format, version 1. Every replica must lay out its data identically
+ * On-disk format, version 2. Every replica must lay out its data identically
  * (dumps copy raw LMDB entries between replicas), so everything below is a
  * format fact: change it only together with a format version bump.
  *
@@ -22,6 +22,11 @@
  *           type 'h': payload = [u64 hash id][u64 field count]
  *   fields  [u64 hash id][u64 h(field)][u16 seq]
  *             -> [u32 field length][field][value]
+ *   tables  [u8 table, 1..255][key bytes] -> record bytes
+ *           the record tables of storage_table.c, ordered bytewise.
+ *           Added in version 2: a version-1 environment gets it, empty, at
+ *           open; a version-1 binary refuses a version-2 environment (an
+ *           unknown database).
  *
  * The 18-byte keys keep names of any length within LMDB's 511-byte key limit.
  * Names whose hashes collide share [namespace][h] and differ in seq: a lookup
@@ -50,10 +55,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Tables in dump order. New tables go at the end, by name. */
-enum { DB_META, DB_KEYS, DB_FIELDS, DB_SYS, DB_COUNT };
+/* Tables in dump order (DB_* in storage_int.h). New tables go at the end. */
 static const char *const dbNames[DB_COUNT] = {"meta", "keys", "fields",
-                                              "sys"};
+                                              "tables"};
 
 #define MAX_DBS 16
 #define MAX_VALUE_SIZE 0xffffffffu /* LMDB's limit for one value */
@@ -68,31 +72,17 @@ static const char *const dbNames[DB_COUNT] = {"meta", "keys", "fields",
 #define META_KEY_COUNT "key_count"
 #define META_NEXT_HASH_ID "next_hash_id"
 
-/* Dump: header, one record per table, trailer. */
+/* Dump: header, one record per table, trailer. Version 2 added the
+ * "tables" database; a version-1 dump (which cannot hold it) still loads. */
 #define DUMP_MAGIC "GCSDUMP1"
 #define DUMP_MAGIC_LEN 8
-#define DUMP_VERSION 1u
+#define DUMP_VERSION 2u
+#define DUMP_VERSION_NO_TABLES 1u
 #define DUMP_HEADER_LEN 24 /* magic, u32 version, u32 reserved, u64 index */
 #define DUMP_TRAILER_LEN 8 /* u64 FNV-1a-64 of everything before it */
 
 #define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
 #define FNV_PRIME UINT64_C(0x100000001b3)
-
-struct storage {
-    MDB_env *env;
-    MDB_dbi dbi[DB_COUNT];
-    storage_hash_fn hash;
-    atomic_bool writing; /* a write transaction is open */
-    char *dataPath;      /* <dir>/data.mdb, for storage_get_info */
-};
-
-struct storage_txn {
-    storage *s;
-    MDB_txn *txn;
-    bool write;
-    bool touched; /* the current operation has modified something */
-    int failed;   /* error that left this write transaction half-done */
-};
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -229,6 +219,21 @@ static int settle(storage_txn *t, int rc)
         t->failed = rc;
     t->touched = false;
     return rc;
+}
+
+int storage__from_mdb(int rc)
+{
+    return fromMdb(rc);
+}
+
+int storage__usable(storage_txn *t, bool write)
+{
+    return usable(t, write);
+}
+
+int storage__settle(storage_txn *t, int rc)
+{
+    return settle(t, rc);
 }
 
 /* ---- meta --------------------------------------------------------------- */
@@ -764,100 +769,6 @@ int storage_meta_set(storage_txn *t, const char *name, uint64_t value)
     return settle(t, metaPut(t, name, value));
 }
 
-/* ---- system records ----------------------------------------------------- */
-
-static int sysKey(const storage_txn *t, storage_slice key, MDB_val *k)
-{
-    if (!sliceValid(key) || key.len == 0 ||
-        key.len > (size_t)mdb_env_get_maxkeysize(t->s->env))
-        return STORAGE_EINVAL;
-    k->mv_size = key.len;
-    k->mv_data = (void *)key.data;
-    return STORAGE_OK;
-}
-
-int storage_sys_get(storage_txn *t, storage_slice key, storage_slice *value,
-                    bool *found)
-{
-    MDB_val k, v;
-    int rc = usable(t, false);
-    if (rc == 0)
-        rc = sysKey(t, key, &k);
-    if (rc)
-        return rc;
-    if (value == NULL || found == NULL)
-        return STORAGE_EINVAL;
-    rc = mdb_get(t->txn, t->s->dbi[DB_SYS], &k, &v);
-    *found = rc == 0;
-    if (rc == MDB_NOTFOUND)
-        return STORAGE_OK;
-    if (rc)
-        return fromMdb(rc);
-    value->data = v.mv_data;
-    value->len = v.mv_size;
-    return STORAGE_OK;
-}
-
-int storage_sys_put(storage_txn *t, storage_slice key, storage_slice value)
-{
-    MDB_val k, v = {value.len, (void *)value.data};
-    int rc = usable(t, true);
-    if (rc == 0)
-        rc = sysKey(t, key, &k);
-    if (rc)
-        return rc;
-    if (!sliceValid(value) || value.len > MAX_VALUE_SIZE)
-        return STORAGE_EINVAL;
-    t->touched = true;
-    return settle(t, fromMdb(mdb_put(t->txn, t->s->dbi[DB_SYS], &k, &v, 0)));
-}
-
-int storage_sys_delete(storage_txn *t, storage_slice key, bool *deleted)
-{
-    MDB_val k;
-    int rc = usable(t, true);
-    if (rc == 0)
-        rc = sysKey(t, key, &k);
-    if (rc)
-        return rc;
-    t->touched = true;
-    rc = mdb_del(t->txn, t->s->dbi[DB_SYS], &k, NULL);
-    if (deleted)
-        *deleted = rc == 0;
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-    return settle(t, fromMdb(rc));
-}
-
-int storage_sys_scan(storage_txn *t, storage_slice prefix,
-                     storage_field_fn fn, void *arg)
-{
-    int rc = usable(t, false);
-    if (rc)
-        return rc;
-    if (!sliceValid(prefix) || fn == NULL)
-        return STORAGE_EINVAL;
-    MDB_cursor *cur;
-    if ((rc = mdb_cursor_open(t->txn, t->s->dbi[DB_SYS], &cur)) != 0)
-        return fromMdb(rc);
-    MDB_val k = {prefix.len, (void *)prefix.data}, v;
-    int ret = 0;
-    rc = mdb_cursor_get(cur, &k, &v, prefix.len ? MDB_SET_RANGE : MDB_FIRST);
-    while (rc == 0 && ret == 0) {
-        if (k.mv_size < prefix.len ||
-            (prefix.len && memcmp(k.mv_data, prefix.data, prefix.len) != 0))
-            break;
-        storage_slice ks = {k.mv_data, k.mv_size}, vs = {v.mv_data, v.mv_size};
-        ret = fn(arg, ks, vs);
-        if (ret == 0)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    if (ret)
-        return ret;
-    return rc == MDB_NOTFOUND || rc == 0 ? STORAGE_OK : fromMdb(rc);
-}
-
 /* ---- keyspace API ------------------------------------------------------- */
 
 int storage_key_type(storage_txn *t, storage_slice key, storage_type *type)
@@ -1229,7 +1140,8 @@ int storage_hash_scan(storage_txn *t, storage_slice key, uint64_t cursor,
 /* ---- dumps ----------------------------------------------------------------
  *
  * Layout, integers big-endian:
- *   "GCSDUMP1", u32 version (1), u32 reserved (0), u64 applied index
+ *   "GCSDUMP1", u32 version (2; 1 is accepted and cannot hold "tables"),
+ *   u32 reserved (0), u64 applied index
  *   per table, in dbNames order:
  *     u8 name length, name, u64 entry count,
  *     entries in LMDB key order: u32 key length, key, u64 value length, value
@@ -1361,8 +1273,9 @@ static int checkDumpFrame(const uint8_t *p, size_t len, uint64_t *applied)
 {
     if (p == NULL || len < DUMP_HEADER_LEN + DUMP_TRAILER_LEN)
         return STORAGE_ECORRUPT;
+    uint64_t version = getBe(p + 8, 4);
     if (memcmp(p, DUMP_MAGIC, DUMP_MAGIC_LEN) != 0 ||
-        getBe(p + 8, 4) != DUMP_VERSION)
+        (version != DUMP_VERSION && version != DUMP_VERSION_NO_TABLES))
         return STORAGE_ECORRUPT;
     size_t body = len - DUMP_TRAILER_LEN;
     if (fnv1a(FNV_OFFSET, p, body) != getBe(p + body, 8))
@@ -1428,6 +1341,19 @@ static int keyCmp(const MDB_val *a, const MDB_val *b)
     return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
 }
 
+/* The shape every entry of database @db has. */
+static bool dumpEntryValid(int db, const dumpEntry *e)
+{
+    switch (db) {
+    case DB_META:
+        return e->v.mv_size == 8;
+    case DB_TABLES: /* [u8 table >= 1][key] */
+        return ((const uint8_t *)e->k.mv_data)[0] != 0;
+    default:
+        return e->k.mv_size == SLOT_LEN;
+    }
+}
+
 typedef struct dumpTable {
     bool present;
     reader entries; /* the table's entries, validated */
@@ -1456,7 +1382,9 @@ static int parseDump(const uint8_t *p, size_t len, size_t maxKey,
             if (nameLen == strlen(dbNames[i]) &&
                 memcmp(name, dbNames[i], nameLen) == 0)
                 db = i;
-        if (db < 0 || tables[db].present)
+        if (db < 0 || tables[db].present ||
+            (db == DB_TABLES &&
+             getBe(p + 8, 4) == DUMP_VERSION_NO_TABLES))
             return STORAGE_ECORRUPT;
         dumpTable *tb = &tables[db];
         tb->present = true;
@@ -1470,9 +1398,7 @@ static int parseDump(const uint8_t *p, size_t len, size_t maxKey,
             /* Strictly ascending, so MDB_APPEND can load it. */
             if (i > 0 && keyCmp(&prev.k, &e.k) >= 0)
                 return STORAGE_ECORRUPT;
-            if ((db == DB_META && e.v.mv_size != 8) ||
-                ((db == DB_KEYS || db == DB_FIELDS) &&
-                 e.k.mv_size != SLOT_LEN))
+            if (!dumpEntryValid(db, &e))
                 return STORAGE_ECORRUPT;
             prev = e;
         }

@@ -1,9 +1,10 @@
 /* storage: gcsd's state in one LMDB environment.
  *
  * Knows nothing of RESP or raft. Holds the Redis-compatible keyspace (strings
- * and hashes) and a few named 64-bit counters ("meta"), among them the raft
- * index of the last applied entry, written in the same transaction as the data
- * it describes.
+ * and hashes), numbered tables of opaque records (the typed tables above use
+ * them), and a few named 64-bit counters ("meta"), among them the raft index
+ * of the last applied entry, written in the same transaction as the data it
+ * describes.
  *
  * Threads: the environment is opened with MDB_NOTLS, so read transactions may
  * be used from any thread (one thread at a time per transaction). Only one
@@ -183,25 +184,53 @@ GCS_API int storage_hash_scan(storage_txn *t, storage_slice key,
                               uint64_t cursor, size_t count,
                               storage_field_fn fn, void *arg, uint64_t *next);
 
-/* ---- system records ----------------------------------------------------
+/* ---- record tables ------------------------------------------------------
  *
- * gcsd's own replicated bookkeeping (request de-duplication, the member
- * directory), apart from the keyspace so that no client command sees it.
- * Plain byte keys (1..511 bytes) in bytewise order, byte values. Dumps carry
- * them like everything else. */
+ * Numbered tables of records for the layers above (typed tables, their
+ * secondary indexes): each record is a key and a value, both plain bytes this
+ * library does not interpret. Tables are numbered 1..STORAGE_TABLE_MAX; keys
+ * are 0..STORAGE_TABLE_MAX_KEY bytes and are kept in bytewise order within a
+ * table (a shorter key before its extensions), so a scan visits them sorted
+ * and a key prefix selects a contiguous range. Values are up to 4 GiB - 1.
+ *
+ * Slices follow "Memory" above. An argument of a write must not be a slice
+ * this library returned in the same transaction (copy it first). */
 
-GCS_API int storage_sys_get(storage_txn *t, storage_slice key,
-                            storage_slice *value, bool *found);
-GCS_API int storage_sys_put(storage_txn *t, storage_slice key,
-                            storage_slice value);
-/* *deleted (may be NULL) tells whether the record existed. */
-GCS_API int storage_sys_delete(storage_txn *t, storage_slice key,
-                               bool *deleted);
-/* Visit, in key order, the records whose key starts with @prefix (empty:
- * all). A callback returning non-zero stops the walk and that value is
- * returned; it must not modify the table. */
-GCS_API int storage_sys_scan(storage_txn *t, storage_slice prefix,
-                             storage_field_fn fn, void *arg);
+#define STORAGE_TABLE_MAX 255
+#define STORAGE_TABLE_MAX_KEY 510
+
+/* The record of @table under @key. *found is false when there is none (then
+ * *value is {NULL, 0}). */
+GCS_API int storage_table_get(storage_txn *t, unsigned table, storage_slice key,
+                              storage_slice *value, bool *found);
+
+/* Insert or replace the record under @key. *created (may be NULL) tells
+ * whether the key is new. */
+GCS_API int storage_table_put(storage_txn *t, unsigned table, storage_slice key,
+                              storage_slice value, bool *created);
+
+/* Remove the record under @key. *deleted (may be NULL) tells whether there
+ * was one. */
+GCS_API int storage_table_delete(storage_txn *t, unsigned table,
+                                 storage_slice key, bool *deleted);
+
+/* Remove every record of tables @first..@last (FLUSHALL). */
+GCS_API int storage_table_flush(storage_txn *t, unsigned first,
+                                unsigned last);
+
+/* Called for each record a scan visits. Return 0 to go on; anything else
+ * stops the scan, which returns that value. It must not write to the
+ * transaction. */
+typedef int (*storage_record_fn)(void *arg, storage_slice key,
+                                 storage_slice value);
+
+/* Visit, in key order, the records of @table whose key begins with @prefix
+ * and is not below @from (bytewise; an empty @from starts at @prefix). The
+ * smallest key after a key K is K followed by one zero byte: pass that as
+ * @from to resume after K. */
+GCS_API int storage_table_scan(storage_txn *t, unsigned table,
+                               storage_slice prefix, storage_slice from,
+                               storage_record_fn fn, void *arg);
 
 /* ---- dumps: whole-state copies for raft snapshots and backups ----------
  *

@@ -1,12 +1,46 @@
-/* storage internals exposed to the unit tests only. Not part of the API:
- * nothing outside storage/ and tests/unit/test_storage.c includes this. */
+/* storage internals: shared by the C files of storage/ and exposed to
+ * tests/unit/test_storage.c. Not part of the API: nothing else includes
+ * this. */
 #ifndef GCS_STORAGE_INT_H
 #define GCS_STORAGE_INT_H
 
+#include <lmdb.h>
+#include <stdatomic.h>
+
 #include "storage.h"
+
+/* Named LMDB databases, in dump order (names in storage.c). */
+enum { DB_META, DB_KEYS, DB_FIELDS, DB_TABLES, DB_COUNT };
 
 /* The ordering hash: bytes -> 64-bit value stored in every key. */
 typedef uint64_t (*storage_hash_fn)(const void *data, size_t len);
+
+struct storage {
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT];
+    storage_hash_fn hash;
+    atomic_bool writing; /* a write transaction is open */
+    char *dataPath;      /* <dir>/data.mdb, for storage_get_info */
+};
+
+struct storage_txn {
+    storage *s;
+    MDB_txn *txn;
+    bool write;
+    bool touched; /* the current operation has modified something */
+    int failed;   /* error that left this write transaction half-done */
+};
+
+/* LMDB's return code as a STORAGE_* code. */
+int storage__from_mdb(int rc);
+
+/* Can @t run an operation (a modifying one if @write)? Starts the
+ * operation's bookkeeping (t->touched): end it with storage__settle. */
+int storage__usable(storage_txn *t, bool write);
+
+/* End a modifying operation with result @rc: a failure after the operation
+ * modified anything (t->touched) poisons @t. Returns @rc. */
+int storage__settle(storage_txn *t, int rc);
 
 /* The fixed on-disk hash (FNV-1a 64 then murmur3's fmix64 finalizer). */
 uint64_t storage__default_hash(const void *data, size_t len);

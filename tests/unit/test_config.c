@@ -12,7 +12,9 @@ static void clearEnv(void)
                           "GCSD_RAFT_PORT", "GCSD_ID", "GCSD_PEERS",
                           "GCSD_REQUIREPASS", "GCSD_PROTECTED_MODE",
                           "GCSD_LOG_LEVEL", "GCSD_MAXCLIENTS",
-                          "GCSD_PROTO_MAX_BULK_LEN", "GCSD_MAP_SIZE"};
+                          "GCSD_PROTO_MAX_BULK_LEN", "GCSD_MAP_SIZE",
+                          "GCSD_HEALTH_CHECK_PERIOD_MS",
+                          "GCSD_HEALTH_CHECK_FAILURE_THRESHOLD"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         unsetenv(vars[i]);
     }
@@ -116,4 +118,31 @@ Test(config, help_and_version_exit_ok)
     cr_assert_eq(load(&cfg, 2, help), CONFIG_EXIT_OK);
     char *version[] = {"gcsd", "--version", NULL};
     cr_assert_eq(load(&cfg, 2, version), CONFIG_EXIT_OK);
+}
+
+/* Node health checking: Ray's defaults, flags, environment twins, limits. */
+Test(config, health_check_settings)
+{
+    config cfg;
+    char *none[] = {"gcsd", NULL};
+    cr_assert_eq(load(&cfg, 1, none), CONFIG_OK);
+    cr_assert_eq(cfg.health_check_period_ms, 3000);
+    cr_assert_eq(cfg.health_check_failure_threshold, 5);
+
+    setenv("GCSD_HEALTH_CHECK_PERIOD_MS", "250", 1);
+    setenv("GCSD_HEALTH_CHECK_FAILURE_THRESHOLD", "7", 1);
+    cr_assert_eq(load(&cfg, 1, none), CONFIG_OK);
+    cr_assert_eq(cfg.health_check_period_ms, 250);
+    cr_assert_eq(cfg.health_check_failure_threshold, 7);
+
+    char *flags[] = {"gcsd", "--health-check-period-ms", "100",
+                     "--health-check-failure-threshold", "2", NULL};
+    cr_assert_eq(load(&cfg, 5, flags), CONFIG_OK);
+    cr_assert_eq(cfg.health_check_period_ms, 100);
+    cr_assert_eq(cfg.health_check_failure_threshold, 2);
+
+    char *zero[] = {"gcsd", "--health-check-failure-threshold", "0", NULL};
+    cr_assert_eq(load(&cfg, 3, zero), CONFIG_EUSAGE);
+    char *fast[] = {"gcsd", "--health-check-period-ms", "5", NULL};
+    cr_assert_eq(load(&cfg, 3, fast), CONFIG_EUSAGE);
 }

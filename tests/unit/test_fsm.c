@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "fsm.h"
+#include "gcs.pb-c.h"
 
 typedef struct replies {
     char text[64][256];
@@ -368,4 +369,51 @@ Test(fsm, member_directory)
     free(dump);
     envClose(&other);
     envClose(&e);
+}
+
+/* apply_emit hands out consecutive revisions after the one the entry started
+ * at and copies what it is given; fsm_event_encode gives a gcs.ChangeEvent. */
+Test(fsm, emitted_events_get_revisions_and_encode)
+{
+    apply_ctx a = {.revision = 41};
+    char key[3] = {'k', 0, 'y'}, value[4] = {'v', 'a', 'l', 0};
+    cr_assert_eq(apply_emit(&a, "ACTOR", (storage_slice){key, 3},
+                            FSM_EVENT_PUT, (storage_slice){value, 4}),
+                 0);
+    cr_assert_eq(apply_emit(&a, "NODE", (storage_slice){"n", 1},
+                            FSM_EVENT_DELETE, (storage_slice){"", 0}),
+                 0);
+    memset(key, 'x', sizeof key); /* the event holds copies */
+    memset(value, 'x', sizeof value);
+    cr_assert_eq(a.n_events, 2);
+    cr_assert_eq(a.revision, 43);
+    cr_assert_eq(a.events[0].revision, 42);
+    cr_assert_eq(a.events[1].revision, 43);
+    cr_assert_str_eq(a.events[0].table, "ACTOR");
+    cr_assert_eq(a.events[0].key_len, 3);
+    cr_assert(memcmp(a.events[0].key, "k\0y", 3) == 0);
+    cr_assert_eq(a.events[0].value_len, 4);
+    cr_assert(memcmp(a.events[0].value, "val\0", 4) == 0);
+
+    void *buf;
+    size_t len;
+    cr_assert_eq(fsm_event_encode(&a.events[0], &buf, &len), 0);
+    Gcs__ChangeEvent *ev = gcs__change_event__unpack(NULL, len, buf);
+    cr_assert_not_null(ev);
+    cr_assert_eq(ev->revision, 42);
+    cr_assert_str_eq(ev->table, "ACTOR");
+    cr_assert_eq(ev->kind, GCS__CHANGE_EVENT__KIND__PUT);
+    cr_assert(ev->key.len == 3 && memcmp(ev->key.data, "k\0y", 3) == 0);
+    cr_assert(ev->value.len == 4 && memcmp(ev->value.data, "val\0", 4) == 0);
+    gcs__change_event__free_unpacked(ev, NULL);
+    free(buf);
+    cr_assert_eq(fsm_event_encode(&a.events[1], &buf, &len), 0);
+    ev = gcs__change_event__unpack(NULL, len, buf);
+    cr_assert_not_null(ev);
+    cr_assert_eq(ev->kind, GCS__CHANGE_EVENT__KIND__DELETE);
+    cr_assert_eq(ev->value.len, 0);
+    gcs__change_event__free_unpacked(ev, NULL);
+    free(buf);
+    for (size_t i = 0; i < a.n_events; i++) free((void *)a.events[i].key);
+    free(a.events);
 }
