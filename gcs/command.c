@@ -359,10 +359,17 @@ static void submit(client *c, const command *cmd, int kind, unsigned flags,
         resp_add_error(client_reply(c), "ERR out of memory");
         return;
     }
+    uint64_t block_ms = 0;
+    long long ms;
+    if (cmd->block_arg > 0 && (size_t)cmd->block_arg < argc &&
+        parse_ll(argv[cmd->block_arg].ptr, argv[cmd->block_arg].len, &ms) &&
+        ms > 0) {
+        block_ms = (uint64_t)ms;
+    }
     reply_slot *slot = client_slot_new(c);
     slot->admitted = footprint;
     srv->admitted_bytes += footprint;
-    proxy_submit(srv->proxy, slot, kind, flags, c->id, data, len);
+    proxy_submit(srv->proxy, slot, kind, flags, c->id, block_ms, data, len);
 }
 
 static void dispatchWrite(client *c, const command *cmd, size_t argc,

@@ -69,6 +69,11 @@ struct command {
     const char *group;  /* for COMMAND DOCS */
     const char *summary;
     cmd_read_fn read;   /* CMD_READ commands */
+    /* Blocking commands (PG.WAIT): index of the argument holding how long
+     * the command may block, in ms; 0 for the others. A follower forwards
+     * such a command on a connection of its own and waits that much
+     * longer for the reply. */
+    int block_arg;
 };
 
 /* Look @name up, case-insensitively. NULL when unknown. */

@@ -206,7 +206,7 @@ static void onAnnounceTimer(uv_timer_t *t)
         return;
     }
     proxy_submit(a->proxy, server_slot_detached(&a->srv), PROXY_WRITE,
-                 PROXY_RETRY_SAFE, 0, data, len);
+                 PROXY_RETRY_SAFE, 0, 0, data, len);
 }
 
 static void onRole(void *ctx, int role)

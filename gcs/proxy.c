@@ -32,6 +32,7 @@ struct fwd_req {
     uint64_t pin;
     int64_t deadline;
     bool unknown; /* an earlier attempt's outcome is unknown */
+    uint64_t block_ms; /* may block that long on the leader (PG.WAIT) */
     void *data;   /* encoded Command */
     size_t len;
 };
@@ -42,9 +43,15 @@ typedef struct fwd_list {
 
 enum { UP_IDLE, UP_RESOLVING, UP_CONNECTING, UP_READY, UP_CLOSING };
 
-typedef struct upstream {
+typedef struct upstream upstream;
+struct upstream {
     proxy *p;
     int state;
+    /* A connection for one blocking command, closed after its reply, so it
+     * holds up no other reply (the leader answers a connection in order). */
+    bool ephemeral;
+    upstream *next;        /* ephemeral ones, on p->ephemeral */
+    fwd_req *pending;      /* to send once connected (ephemeral) */
     char addr[256];        /* host:port it connects or is connected to */
     uv_getaddrinfo_t gai;
     uv_connect_t creq;
@@ -55,7 +62,7 @@ typedef struct upstream {
     redisReader *reader;
     fwd_list sent;         /* awaiting replies, in order */
     int64_t retry_at;      /* no reconnect before this (ms) */
-} upstream;
+};
 
 struct proxy {
     server *srv;
@@ -63,6 +70,7 @@ struct proxy {
     fwd_list waiting;
     fwd_list retry;        /* to go back in front of waiting, in order */
     upstream ups[POOL_SIZE];
+    upstream *ephemeral;
     uint64_t leader_id;    /* cached directory lookup */
     uint64_t leader_applied;
     char leader_addr[256];
@@ -237,16 +245,32 @@ static void onLocalRead(void *arg, int status)
 
 /* ---- pooled connections to the leader ------------------------------------ */
 
+static void upFree(upstream *u)
+{
+    proxy *p = u->p;
+    for (upstream **pp = &p->ephemeral; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            break;
+        }
+    }
+    resp_buf_free(&u->out);
+    resp_buf_free(&u->sending);
+    free(u);
+}
+
 static void upClosed(uv_handle_t *h)
 {
     upstream *u = h->data;
+    proxy *p = u->p;
     u->state = UP_IDLE;
-    u->p->open_handles--;
-    if (u->p->closing) {
-        if (u->p->open_handles == 0) free(u->p);
+    if (u->ephemeral) upFree(u);
+    p->open_handles--;
+    if (p->closing) {
+        if (p->open_handles == 0) free(p);
         return;
     }
-    schedule(u->p);
+    schedule(p);
 }
 
 /* Drop the connection; what was sent on it is tried again, in order. */
@@ -283,6 +307,10 @@ static void upReset(upstream *u, const char *why)
         p->stats.retried++;
         listPush(&again, r);
     }
+    if (u->pending != NULL) {
+        listPush(&again, u->pending);
+        u->pending = NULL;
+    }
     /* These were sent before anything now in the retry list was. */
     listPrepend(&p->retry, &again);
     if (u->reader != NULL) {
@@ -296,6 +324,7 @@ static void upReset(upstream *u, const char *why)
 }
 
 static void upFlush(upstream *u);
+static void upSend(upstream *u, fwd_req *r);
 
 static void onUpWrite(uv_write_t *w, int status)
 {
@@ -441,6 +470,15 @@ static void onUpRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         freeReplyObject(reply);
         reqFinish(r);
     }
+    if (u->ephemeral && u->state == UP_READY && u->sent.head == NULL) {
+        /* Its one command is answered (or goes back to the queue). */
+        if (u->reader != NULL) {
+            redisReaderFree(u->reader);
+            u->reader = NULL;
+        }
+        u->state = UP_CLOSING;
+        uv_close((uv_handle_t *)&u->tcp, upClosed);
+    }
     if (again.head != NULL) {
         fwd_list tmp = again;
         /* Behind retries collected earlier, ahead of the waiting ones. */
@@ -497,6 +535,11 @@ static void onUpConnect(uv_connect_t *req, int status)
         upReset(u, uv_strerror(rc));
         return;
     }
+    if (u->pending != NULL) {
+        fwd_req *r = u->pending;
+        u->pending = NULL;
+        upSend(u, r);
+    }
     schedule(u->p);
 }
 
@@ -505,18 +548,25 @@ static void onResolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
     upstream *u = req->data;
     proxy *p = u->p;
     p->open_handles--;
-    if (p->closing) {
-        if (ai != NULL) uv_freeaddrinfo(ai);
-        u->state = UP_IDLE;
-        if (p->open_handles == 0) free(p);
-        return;
-    }
-    if (status != 0 || ai == NULL) {
-        log_info("cannot resolve leader %s: %s", u->addr,
-                 uv_strerror(status));
+    if (p->closing || status != 0 || ai == NULL) {
+        if (!p->closing) {
+            log_info("cannot resolve leader %s: %s", u->addr,
+                     uv_strerror(status));
+        }
         if (ai != NULL) uv_freeaddrinfo(ai);
         u->state = UP_IDLE;
         u->retry_at = nowMs() + RECONNECT_MS;
+        if (u->pending != NULL) {
+            fwd_req *r = u->pending;
+            u->pending = NULL;
+            if (p->closing) reqFail(r, "TRYAGAIN server is shutting down");
+            else listPush(&p->retry, r);
+        }
+        if (u->ephemeral) upFree(u);
+        if (p->closing) {
+            if (p->open_handles == 0) free(p);
+            return;
+        }
         schedule(p);
         return;
     }
@@ -569,6 +619,11 @@ static void upConnect(upstream *u, const char *addr)
 
 static void upSend(upstream *u, fwd_req *r)
 {
+    if (r->block_ms > 0) {
+        int64_t until = nowMs() + (int64_t)r->block_ms +
+                        (int64_t)r->p->srv->cfg->leader_wait_ms;
+        if (until > r->deadline) r->deadline = until;
+    }
     resp_add_array(&u->out, 2);
     resp_add_bulk(&u->out, "GCS.FWD", 7);
     resp_add_bulk(&u->out, r->data, r->len);
@@ -650,6 +705,25 @@ static int routeOne(proxy *p, fwd_req *r)
         reqFail(r, msg);
         return ROUTED;
     }
+    if (r->block_ms > 0) {
+        upstream *e = calloc(1, sizeof *e);
+        if (e == NULL) return WAIT;
+        e->p = p;
+        e->ephemeral = true;
+        e->state = UP_IDLE;
+        resp_buf_init(&e->out);
+        resp_buf_init(&e->sending);
+        e->next = p->ephemeral;
+        p->ephemeral = e;
+        e->pending = r;
+        upConnect(e, addr);
+        if (e->state == UP_IDLE) { /* could not even start */
+            e->pending = NULL;
+            upFree(e);
+            return WAIT;
+        }
+        return ROUTED;
+    }
     upstream *u = &p->ups[r->pin % POOL_SIZE];
     if (u->state != UP_IDLE && strcmp(u->addr, addr) != 0) {
         upReset(u, "the leader changed");
@@ -682,6 +756,19 @@ static void drain(proxy *p)
     }
 }
 
+/* Reset @u if it can no longer deliver; true if it has requests out. */
+static bool checkUpstream(upstream *u, const char *addr, int64_t now)
+{
+    if (u->state != UP_READY && u->state != UP_CONNECTING) return false;
+    if (strcmp(u->addr, addr) != 0) {
+        upReset(u, "it is not the leader any more");
+    } else if (u->sent.head != NULL && u->sent.head->slot != NULL &&
+               now >= u->sent.head->deadline) {
+        upReset(u, "no reply in time");
+    }
+    return u->sent.head != NULL;
+}
+
 /* Connections that can no longer deliver: to a member that is not the
  * leader any more, or silent past the oldest request's deadline (a leader
  * that hangs keeps its connections open). What they carried is retried. */
@@ -695,15 +782,12 @@ static bool checkUpstreams(proxy *p)
     int64_t now = nowMs();
     bool busy = false;
     for (int i = 0; i < POOL_SIZE; i++) {
-        upstream *u = &p->ups[i];
-        if (u->state != UP_READY && u->state != UP_CONNECTING) continue;
-        if (strcmp(u->addr, addr) != 0) {
-            upReset(u, "it is not the leader any more");
-        } else if (u->sent.head != NULL && u->sent.head->slot != NULL &&
-                   now >= u->sent.head->deadline) {
-            upReset(u, "no reply in time");
-        }
-        if (u->sent.head != NULL) busy = true;
+        if (checkUpstream(&p->ups[i], addr, now)) busy = true;
+    }
+    for (upstream *u = p->ephemeral, *next; u != NULL; u = next) {
+        next = u->next; /* a reset may free it once closed, not now */
+        busy = true;
+        checkUpstream(u, addr, now);
     }
     return busy;
 }
@@ -735,7 +819,7 @@ void proxy_kick(proxy *p)
 }
 
 void proxy_submit(proxy *p, reply_slot *slot, int kind, unsigned flags,
-                  uint64_t pin, void *data, size_t len)
+                  uint64_t pin, uint64_t block_ms, void *data, size_t len)
 {
     fwd_req *r = calloc(1, sizeof *r);
     if (r == NULL) {
@@ -749,6 +833,7 @@ void proxy_submit(proxy *p, reply_slot *slot, int kind, unsigned flags,
     r->kind = kind;
     r->flags = flags;
     r->pin = pin;
+    r->block_ms = block_ms;
     r->data = data;
     r->len = len;
     r->deadline = nowMs() + (int64_t)p->srv->cfg->leader_wait_ms;
@@ -812,6 +897,14 @@ void proxy_close(proxy *p)
         resp_buf_free(&u->out);
         if (!u->writing) resp_buf_free(&u->sending);
         if (u->state == UP_RESOLVING) uv_cancel((uv_req_t *)&u->gai);
+    }
+    for (upstream *u = p->ephemeral, *next; u != NULL; u = next) {
+        next = u->next;
+        if (u->state == UP_CONNECTING || u->state == UP_READY) {
+            upReset(u, NULL);
+        } else if (u->state == UP_RESOLVING) {
+            uv_cancel((uv_req_t *)&u->gai);
+        }
     }
     uv_close((uv_handle_t *)&p->timer, timerClosed);
 }

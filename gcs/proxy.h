@@ -54,9 +54,12 @@ void proxy_close(proxy *p);
 
 /* Take over the command for @slot. @data (an encoded Command, malloc'd) is
  * owned by the proxy from now on. @pin keeps one client's commands on one
- * pooled connection. The slot is completed later, or inside this call. */
+ * pooled connection. @block_ms > 0 marks a command that may block that
+ * long on the leader (PG.WAIT): forwarded on a connection of its own, so
+ * it holds up no other reply. The slot is completed later, or inside this
+ * call. */
 void proxy_submit(proxy *p, reply_slot *slot, int kind, unsigned flags,
-                  uint64_t pin, void *data, size_t len);
+                  uint64_t pin, uint64_t block_ms, void *data, size_t len);
 
 /* The raft role changed: route waiting commands again. */
 void proxy_kick(proxy *p);

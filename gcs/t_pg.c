@@ -919,6 +919,7 @@ const command pg_commands[] = {
      .read = listRead},
     {"pg.wait", 3, CMD_LEADER, waitExec, NULL, NULL, 0, 0, 0,
      "placement_group",
-     "Blocks until a placement group is CREATED, or timeout-ms pass (nil)."},
+     "Blocks until a placement group is CREATED, or timeout-ms pass (nil).",
+     NULL, 2},
 };
 const size_t pg_commands_count = sizeof pg_commands / sizeof pg_commands[0];

@@ -449,3 +449,66 @@ Test(health, new_leader_gives_a_grace_period)
     cr_assert_str_eq(why, "health check failed");
     redisFree(c);
 }
+
+/* ---- through followers ---------------------------------------------------- */
+
+static gcsd_cluster tcl;
+
+static void clusterTeardown(void)
+{
+    cluster_cleanup(&tcl);
+    te_pool_free();
+}
+
+TestSuite(tables_cluster, .fini = clusterTeardown, .timeout = 90);
+
+/* PG.WAIT sent to a follower blocks on the leader; the follower forwards it
+ * on a connection of its own, so every other client of that follower keeps
+ * being answered meanwhile. NODE.HEARTBEAT, which only the leader can take,
+ * works through a follower too. */
+Test(tables_cluster, pg_wait_through_a_follower_blocks_nobody)
+{
+    cluster_start(&tcl, 3, "");
+    int leader = cluster_wait_leader(&tcl, 10000);
+    int f1 = (leader + 1) % 3, f2 = (leader + 2) % 3;
+    redisContext *waiter = cluster_connect(&tcl, f1);
+    redisContext *other = cluster_connect(&tcl, f2);
+    blob g = te_pg_id(1, 0);
+    expectStatus(CMD(waiter, S("PG.CREATE"),
+                     te_pg((te_pg_spec){.k = 1, .strategy = 2,
+                                        .bundles = "CPU=2;CPU=2"})),
+                 "OK");
+    APPEND(waiter, S("PG.WAIT"), g, S("30000"));
+    flush(waiter);
+    cr_assert_eq(waitReadable(waiter, 300), -1, "PG.WAIT returned early");
+    /* Clients of the same follower: all answered while PG.WAIT blocks. */
+    redisContext *peers[8];
+    for (int i = 0; i < 8; i++) {
+        peers[i] = cluster_connect(&tcl, f1);
+        struct timeval tv = {5, 0};
+        redisSetTimeout(peers[i], tv);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 8; i++) {
+            long long t0 = harness_now_ms();
+            redisReply *r = redisCommand(peers[i], "INCR blocked:%d", i);
+            cr_assert_not_null(r, "client %d of the follower got no reply "
+                               "while PG.WAIT was blocked: %s", i,
+                               peers[i]->errstr);
+            cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+            cr_assert_eq(r->integer, round + 1);
+            cr_assert_lt(harness_now_ms() - t0, 4000);
+            freeReplyObject(r);
+        }
+    }
+    expectStatus(CMD(other, S("NODE.REGISTER"), te_node(1, "CPU=4")), "OK");
+    expectStatus(CMD(other, S("NODE.HEARTBEAT"), te_node_id(1)), "OK");
+    cr_assert_geq(waitReadable(waiter, 10000), 0, "PG.WAIT did not return");
+    redisReply *r;
+    cr_assert_eq(redisGetReply(waiter, (void **)&r), REDIS_OK);
+    expectStatus(r, "OK");
+    for (int i = 0; i < 8; i++) redisFree(peers[i]);
+    redisFree(waiter);
+    redisFree(other);
+    cluster_stop_all(&tcl);
+}
