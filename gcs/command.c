@@ -454,27 +454,16 @@ static int dispatchCommand(client *c, const command *cmd, size_t argc,
 static int dispatchEnvelope(client *c, const resp_arg *payload)
 {
     server *srv = c->srv;
-    Gcs__Command *msg = gcs__command__unpack(NULL, payload->len,
-                                             (const uint8_t *)payload->ptr);
-    if (msg == NULL || msg->n_argv == 0) {
-        if (msg != NULL) gcs__command__free_unpacked(msg, NULL);
+    fsm_command fc;
+    if (fsm_command_decode(&fc, payload->ptr, payload->len) != 0 ||
+        fc.argc == 0) {
+        if (fc.msg != NULL) fsm_command_free(&fc);
         resp_add_error(client_reply(c), "ERR malformed forwarded command");
         srv->stats.commands_failed++;
         return DISPATCH_DONE;
     }
-    resp_arg stackArgv[8];
-    resp_arg *argv = msg->n_argv <= 8 ? stackArgv
-                                      : malloc(msg->n_argv * sizeof *argv);
-    if (argv == NULL) {
-        gcs__command__free_unpacked(msg, NULL);
-        resp_add_error(client_reply(c), "ERR out of memory");
-        return DISPATCH_DONE;
-    }
-    for (size_t i = 0; i < msg->n_argv; i++) {
-        argv[i].ptr = msg->argv[i].data ? (const char *)msg->argv[i].data : "";
-        argv[i].len = msg->argv[i].len;
-    }
-    size_t argc = msg->n_argv;
+    size_t argc = fc.argc;
+    const resp_arg *argv = fc.argv;
     const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
     int ret = DISPATCH_DONE;
     if (cmd == NULL || (cmd->flags & CMD_ENVELOPE)) {
@@ -492,11 +481,10 @@ static int dispatchEnvelope(client *c, const resp_arg *payload)
         resp_add_error(client_reply(c),
                        "TRYAGAIN this member is not the leader");
     } else {
-        forwarded fwd = {payload->ptr, payload->len, msg->request_id != 0};
+        forwarded fwd = {payload->ptr, payload->len, fc.msg->request_id != 0};
         ret = dispatchCommand(c, cmd, argc, argv, &fwd);
     }
-    if (argv != stackArgv) free(argv);
-    gcs__command__free_unpacked(msg, NULL);
+    fsm_command_free(&fc);
     return ret;
 }
 

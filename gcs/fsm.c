@@ -151,26 +151,43 @@ int fsm_event_encode(const fsm_event *ev, void **out, size_t *len)
     return 0;
 }
 
-/* Run one decoded command against the entry's transaction. Returns 0 (the
- * reply, possibly an error, is in @reply) or a storage error. */
-static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
-                        resp_buf *reply)
+int fsm_command_decode(fsm_command *c, const void *data, size_t len)
 {
-    if (msg->n_argv == 0) {
-        resp_add_error(reply, "ERR empty command");
-        return 0;
+    memset(c, 0, sizeof *c);
+    c->msg = gcs__command__unpack(NULL, len, data);
+    if (c->msg == NULL) return -1;
+    c->argc = c->msg->n_argv;
+    c->argv = c->argc <= 8 ? c->small : malloc(c->argc * sizeof *c->argv);
+    if (c->argv == NULL) {
+        fsm_command_free(c);
+        return -1;
     }
-    resp_arg stackArgv[8];
-    resp_arg *argv = stackArgv;
-    if (msg->n_argv > 8) {
-        argv = malloc(msg->n_argv * sizeof *argv);
-        if (argv == NULL) return STORAGE_ENOMEM;
-    }
-    for (size_t i = 0; i < msg->n_argv; i++) {
+    for (size_t i = 0; i < c->argc; i++) {
         /* protobuf-c gives an empty bytes field a NULL pointer; handlers may
          * memcpy from any argument, and memcpy from NULL is undefined. */
-        argv[i].ptr = msg->argv[i].data ? (const char *)msg->argv[i].data : "";
-        argv[i].len = msg->argv[i].len;
+        const ProtobufCBinaryData *arg = &c->msg->argv[i];
+        c->argv[i].ptr = arg->data ? (const char *)arg->data : "";
+        c->argv[i].len = arg->len;
+    }
+    return 0;
+}
+
+void fsm_command_free(fsm_command *c)
+{
+    if (c->argv != NULL && c->argv != c->small) free(c->argv);
+    if (c->msg != NULL) gcs__command__free_unpacked(c->msg, NULL);
+    memset(c, 0, sizeof *c);
+}
+
+/* Run one decoded command against the entry's transaction. Returns 0 (the
+ * reply, possibly an error, is in @reply) or a storage error. */
+static int applyCommand(apply_ctx *a, const fsm_command *fc, resp_buf *reply)
+{
+    const resp_arg *argv = fc->argv;
+    size_t argc = fc->argc;
+    if (argc == 0) {
+        resp_add_error(reply, "ERR empty command");
+        return 0;
     }
     int rc = 0;
     const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
@@ -179,16 +196,15 @@ static int applyCommand(apply_ctx *a, const Gcs__Command *msg,
         resp_add_errorf(reply, "ERR command '%.*s' cannot be applied by this "
                         "version", (int)(argv[0].len > 64 ? 64 : argv[0].len),
                         argv[0].ptr);
-    } else if ((cmd->arity > 0 && (size_t)cmd->arity != msg->n_argv) ||
-               (cmd->arity < 0 && msg->n_argv < (size_t)-cmd->arity)) {
+    } else if ((cmd->arity > 0 && (size_t)cmd->arity != argc) ||
+               (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
         reply_arity_error(reply, cmd->name);
     } else if (cmd->apply != NULL) {
-        rc = cmd->apply(a, msg->n_argv, argv, reply);
+        rc = cmd->apply(a, argc, argv, reply);
     } else {
         /* A read that travelled behind its client's writes. */
-        cmd->read(a->txn, msg->n_argv, argv, reply);
+        cmd->read(a->txn, argc, argv, reply);
     }
-    if (argv != stackArgv) free(argv);
     return rc;
 }
 
@@ -374,19 +390,19 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
         goto abort;
     }
     for (size_t i = 0; i < n; i++) {
-        Gcs__Command *msg = gcs__command__unpack(NULL, cmds[i].len,
-                                                 cmds[i].data);
-        if (msg == NULL) {
+        fsm_command fc;
+        if (fsm_command_decode(&fc, cmds[i].data, cmds[i].len) != 0) {
             /* Only our own proposals reach the log, so this is protobuf-c
              * running out of memory, not bad input: skipping the command
              * would make this member differ from the others. */
             rc = STORAGE_ENOMEM;
             goto abort;
         } else {
+            const Gcs__Command *msg = fc.msg;
             size_t start = replies.len;
             rc = msg->request_id != 0 ? dedupLookup(txn, msg, &replies) : 0;
             if (rc == 0) {
-                rc = applyCommand(&a, msg, &replies);
+                rc = applyCommand(&a, &fc, &replies);
                 if (rc == 0 && msg->request_id != 0) {
                     rc = dedupRecord(txn, msg, time_ms, replies.data + start,
                                      replies.len - start);
@@ -395,7 +411,7 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
                 rc = 0;
                 f->duplicates++;
             }
-            gcs__command__free_unpacked(msg, NULL);
+            fsm_command_free(&fc);
             if (rc != 0) goto abort;
         }
         ends[i] = replies.len;

@@ -121,6 +121,22 @@ int fsm_encode_command(uint64_t request_id, size_t argc, const resp_arg *argv,
 int fsm_encode_write(uint64_t origin, uint64_t request_id, size_t argc,
                      const resp_arg *argv, void **out, size_t *len);
 
+/* A Command decoded from the log or from a forwarding member: the
+ * protobuf message and its arguments as resp_args (pointing into it). */
+struct Gcs__Command;
+typedef struct fsm_command {
+    struct Gcs__Command *msg;
+    size_t argc;
+    resp_arg *argv;   /* never NULL when argc > 0; "" for empty arguments */
+    resp_arg small[8];
+} fsm_command;
+
+/* Decode @len bytes at @data into @c; 0, or -1 when they are not a Command
+ * (or memory ran out). A Command may have no arguments (argc 0). Free with
+ * fsm_command_free() after a 0. */
+int fsm_command_decode(fsm_command *c, const void *data, size_t len);
+void fsm_command_free(fsm_command *c);
+
 /* The client address member @id announced (see GCS.ANNOUNCE) into @out, or
  * "" when it never did. 0 or a storage error. Loop thread. */
 int fsm_member_address(fsm *f, uint64_t id, char *out, size_t outlen);

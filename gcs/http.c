@@ -1,7 +1,6 @@
 #include "http.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,23 +93,11 @@ void http_readiness(server *srv, char *out, size_t outlen)
     else out[0] = '\0';
 }
 
-__attribute__((format(printf, 2, 3))) static void add(resp_buf *b,
-                                                       const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    resp_add_raw(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
 /* One gauge or counter with its HELP and TYPE lines. */
 static void metric(resp_buf *b, const char *name, const char *type,
                    const char *help, uint64_t value)
 {
-    add(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name,
+    resp_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name,
         type, name, value);
 }
 
@@ -122,10 +109,10 @@ static void metrics(server *srv, resp_buf *b)
     proxy_get_stats(srv->proxy, &ps);
     static const char *const roles[] = {"follower", "candidate", "leader",
                                         "unavailable"};
-    add(b, "# HELP gcsd_raft_role 1 for this member's current raft role.\n"
+    resp_add_printf(b, "# HELP gcsd_raft_role 1 for this member's current raft role.\n"
            "# TYPE gcsd_raft_role gauge\n");
     for (int r = 0; r < 4; r++) {
-        add(b, "gcsd_raft_role{role=\"%s\"} %d\n", roles[r],
+        resp_add_printf(b, "gcsd_raft_role{role=\"%s\"} %d\n", roles[r],
             st.role == r + 1);
     }
     metric(b, "gcsd_raft_term", "gauge", "Current raft term.", st.term);
@@ -189,7 +176,7 @@ static void metrics(server *srv, resp_buf *b)
 static void respond(http_conn *c, int status, const char *reason,
                     const char *ctype, const char *body, size_t len)
 {
-    add(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+    resp_add_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
         status, reason, ctype, len);
     resp_add_raw(&c->out, body, len);

@@ -213,11 +213,7 @@ static void onRole(void *ctx, int role)
 {
     app *a = ctx;
     if (a->health != NULL) node_health_role_changed(a->health, role);
-    log_notice("raft role is now %s",
-               role == RGLUE_ROLE_LEADER      ? "leader"
-               : role == RGLUE_ROLE_FOLLOWER  ? "follower"
-               : role == RGLUE_ROLE_CANDIDATE ? "candidate"
-                                              : "unavailable");
+    log_notice("raft role is now %s", rglue_role_name(role));
     if (a->raft == NULL) return; /* the first report, inside rglue_start */
     if (role == RGLUE_ROLE_LEADER) announce(a);
     proxy_kick(a->proxy);

@@ -195,23 +195,13 @@ static void onLocalWrite(void *arg, int status, const void *reply, size_t len)
 /* Run the read in @r against the local state, now linearizable. */
 static void runLocalRead(fwd_req *r)
 {
-    Gcs__Command *msg = gcs__command__unpack(NULL, r->len, r->data);
-    if (msg == NULL || msg->n_argv == 0 || msg->n_argv > 1u << 20) {
-        if (msg != NULL) gcs__command__free_unpacked(msg, NULL);
+    fsm_command fc;
+    if (fsm_command_decode(&fc, r->data, r->len) != 0 || fc.argc == 0) {
+        if (fc.msg != NULL) fsm_command_free(&fc);
         reqFail(r, "ERR out of memory");
         return;
     }
-    resp_arg *argv = malloc(msg->n_argv * sizeof *argv);
-    if (argv == NULL) {
-        gcs__command__free_unpacked(msg, NULL);
-        reqFail(r, "ERR out of memory");
-        return;
-    }
-    for (size_t i = 0; i < msg->n_argv; i++) {
-        argv[i].ptr = msg->argv[i].data ? (const char *)msg->argv[i].data : "";
-        argv[i].len = msg->argv[i].len;
-    }
-    const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
+    const command *cmd = command_lookup(fc.argv[0].ptr, fc.argv[0].len);
     storage_txn *t = fsm_read_txn(r->p->srv->fsm);
     if (cmd == NULL || cmd->read == NULL) {
         resp_add_error(&r->slot->reply, "ERR not a read command");
@@ -219,10 +209,9 @@ static void runLocalRead(fwd_req *r)
         resp_add_error(&r->slot->reply,
                        "ERR cannot read the state (see the server log)");
     } else {
-        cmd->read(t, msg->n_argv, argv, &r->slot->reply);
+        cmd->read(t, fc.argc, fc.argv, &r->slot->reply);
     }
-    free(argv);
-    gcs__command__free_unpacked(msg, NULL);
+    fsm_command_free(&fc);
     reqFinish(r);
 }
 

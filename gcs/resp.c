@@ -608,6 +608,18 @@ void resp_add_error(resp_buf *b, const char *msg)
 
 /* Like Redis's addReplyErrorFormat(): CR and LF are trimmed from both ends,
  * then the remaining ones are replaced by spaces. */
+void resp_add_printf(resp_buf *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    resp_add_raw(b, line, (size_t)n);
+}
+
 void resp_add_errorf(resp_buf *b, const char *fmt, ...)
 {
     char small[256];

@@ -101,6 +101,9 @@ void resp_add_status(resp_buf *b, const char *s); /* "+s\r\n" */
 void resp_add_error(resp_buf *b, const char *msg);
 void resp_add_errorf(resp_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Raw formatted text (INFO lines, HTTP bodies), cut at 511 bytes. */
+void resp_add_printf(resp_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void resp_add_integer(resp_buf *b, long long v);       /* ":v\r\n" */
 void resp_add_bulk(resp_buf *b, const void *p, size_t n);
 void resp_add_bulk_str(resp_buf *b, const char *s);

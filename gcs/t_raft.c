@@ -14,25 +14,6 @@
 #include "rglue.h"
 #include "server.h"
 
-static const char *groupRoleName(int role)
-{
-    switch (role) {
-        case RGLUE_ROLE_LEADER: return "leader";
-        case RGLUE_ROLE_FOLLOWER: return "follower";
-        case RGLUE_ROLE_CANDIDATE: return "candidate";
-        default: return "unavailable";
-    }
-}
-
-static const char *memberRoleName(int role)
-{
-    switch (role) {
-        case RAFT_VOTER: return "voter";
-        case RAFT_STANDBY: return "standby";
-        default: return "spare";
-    }
-}
-
 static void addField(resp_buf *b, const char *name, const char *value)
 {
     resp_add_bulk_str(b, name);
@@ -59,7 +40,7 @@ static void statusCommand(client *c, size_t argc, const resp_arg *argv)
     resp_buf *b = client_reply(c);
     resp_add_array(b, 26);
     addFieldU64(b, "id", st.id);
-    addField(b, "role", groupRoleName(st.role));
+    addField(b, "role", rglue_role_name(st.role));
     addFieldU64(b, "term", st.term);
     addFieldU64(b, "leader_id", st.leader_id);
     addField(b, "leader_address", leaderAddr);
@@ -80,7 +61,7 @@ static void statusCommand(client *c, size_t argc, const resp_arg *argv)
         addFieldU64(b, "id", m->id);
         addField(b, "raft_address", m->address);
         addField(b, "client_address", addr);
-        addField(b, "role", memberRoleName(m->role));
+        addField(b, "role", rglue_member_role_name(m->role));
         addFieldU64(b, "match_index", m->match_index);
     }
 }

@@ -472,20 +472,12 @@ static void commandCommand(client *c, size_t argc, const resp_arg *argv)
 
 /* ---- INFO -------------------------------------------------------------- */
 
-static void infoLine(resp_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void infoLine(resp_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n >= sizeof line) n = sizeof line - 1;
-    resp_add_raw(b, line, (size_t)n);
-    resp_add_raw(b, "\r\n", 2);
-}
+/* One "key:value" line of INFO. */
+#define infoLine(b, ...)                                                     \
+    do {                                                                     \
+        resp_add_printf((b), __VA_ARGS__);                                   \
+        resp_add_raw((b), "\r\n", 2);                                         \
+    } while (0)
 
 static uint64_t rssBytes(void)
 {
@@ -498,15 +490,6 @@ static uint64_t rssBytes(void)
     return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static const char *roleName(int role)
-{
-    switch (role) {
-        case RGLUE_ROLE_LEADER: return "leader";
-        case RGLUE_ROLE_FOLLOWER: return "follower";
-        case RGLUE_ROLE_CANDIDATE: return "candidate";
-        default: return "unavailable";
-    }
-}
 
 static void infoSection(client *c, const char *name, resp_buf *b)
 {
@@ -606,7 +589,7 @@ static void infoSection(client *c, const char *name, resp_buf *b)
         rglue_get_status(srv->raft, &st);
         infoLine(b, "# Raft");
         infoLine(b, "raft_id:%" PRIu64, st.id);
-        infoLine(b, "raft_role:%s", roleName(st.role));
+        infoLine(b, "raft_role:%s", rglue_role_name(st.role));
         infoLine(b, "raft_term:%" PRIu64, st.term);
         infoLine(b, "raft_leader_id:%" PRIu64, st.leader_id);
         infoLine(b, "raft_leader_address:%s", st.leader_address);
@@ -642,8 +625,7 @@ static void infoSection(client *c, const char *name, resp_buf *b)
             const rglue_member *m = &st.members[i];
             infoLine(b, "raft_member%zu:id=%" PRIu64 ",address=%s,role=%s,"
                      "match_index=%" PRIu64, i, m->id, m->address,
-                     m->role == 1 ? "voter" : m->role == 0 ? "standby"
-                                                           : "spare",
+                     rglue_member_role_name(m->role),
                      m->match_index);
         }
     }

@@ -1598,6 +1598,19 @@ static void deferDone(rg_change *ch, int status)
     kick(ch->g);
 }
 
+static rg_change *newChange(rglue *g, uint64_t id, rglue_change_cb cb,
+                            void *arg)
+{
+    rg_change *ch = calloc(1, sizeof *ch);
+    if (ch != NULL) {
+        ch->g = g;
+        ch->id = id;
+        ch->cb = cb;
+        ch->arg = arg;
+    }
+    return ch;
+}
+
 static void changeCb(struct raft_change *req, int status)
 {
     rg_change *ch = RG_CONTAINER_OF(req, rg_change, req);
@@ -1626,12 +1639,8 @@ int rglue_add(rglue *g, uint64_t id, const char *address, rglue_change_cb cb,
     }
     const struct raft_server *s = findServer(g, id);
     if (s != NULL && strcmp(s->address, address) != 0) return RGLUE_EINVAL;
-    rg_change *ch = calloc(1, sizeof *ch);
+    rg_change *ch = newChange(g, id, cb, arg);
     if (ch == NULL) return RGLUE_ENOMEM;
-    ch->g = g;
-    ch->id = id;
-    ch->cb = cb;
-    ch->arg = arg;
     int rv;
     if (s == NULL) {
         ch->promote = true;
@@ -1657,18 +1666,33 @@ int rglue_remove(rglue *g, uint64_t id, rglue_change_cb cb, void *arg)
     if (rc != 0) return rc;
     if (id == 0 || cb == NULL) return RGLUE_EINVAL;
     if (findServer(g, id) == NULL) return RGLUE_ENOTFOUND;
-    rg_change *ch = calloc(1, sizeof *ch);
+    rg_change *ch = newChange(g, id, cb, arg);
     if (ch == NULL) return RGLUE_ENOMEM;
-    ch->g = g;
-    ch->id = id;
-    ch->cb = cb;
-    ch->arg = arg;
     int rv = raft_remove(&g->raft, &ch->req, id, changeCb);
     if (rv != 0) {
         free(ch);
         return fromRaftChange(rv);
     }
     return 0;
+}
+
+const char *rglue_role_name(int role)
+{
+    switch (role) {
+        case RGLUE_ROLE_LEADER: return "leader";
+        case RGLUE_ROLE_FOLLOWER: return "follower";
+        case RGLUE_ROLE_CANDIDATE: return "candidate";
+        default: return "unavailable";
+    }
+}
+
+const char *rglue_member_role_name(int role)
+{
+    switch (role) {
+        case RAFT_VOTER: return "voter";
+        case RAFT_STANDBY: return "standby";
+        default: return "spare";
+    }
 }
 
 unsigned rglue_voters(rglue *g)

@@ -183,6 +183,11 @@ GCS_API int rglue_read(rglue *g, rglue_read_cb cb, void *arg);
 /* The role (RGLUE_ROLE_*) and the leader's id (0 when unknown). Cheap. */
 GCS_API int rglue_role(rglue *g, uint64_t *leader_id);
 
+/* "leader", "follower", "candidate" or "unavailable" (static strings). */
+GCS_API const char *rglue_role_name(int role);
+/* "voter", "standby" or "spare" for an rglue_member role. */
+GCS_API const char *rglue_member_role_name(int role);
+
 /* Number of voters in the current configuration. Cheap. */
 GCS_API unsigned rglue_voters(rglue *g);
 
