@@ -278,22 +278,6 @@ void command_reply_raft_error(resp_buf *b, int rc)
     }
 }
 
-static void onReadReady(void *arg, int status)
-{
-    reply_slot *slot = arg;
-    client *c = slot->client;
-    if (c != NULL) {
-        if (status == 0) {
-            /* The held read may run now: drop its placeholder slot. */
-            c->flags |= CLIENT_READ_READY;
-        } else {
-            command_reply_raft_error(&slot->reply, status);
-            c->flags |= CLIENT_READ_FAILED;
-        }
-    }
-    client_slot_done(slot);
-}
-
 /* A lone voter that stopped applying still holds the newest state there
  * is: it keeps serving reads, as Redis does under MISCONF. */
 static bool failedLoneVoter(server *srv)
@@ -407,39 +391,25 @@ static int dispatchCommand(client *c, const command *cmd, size_t argc,
     server *srv = c->srv;
     bool readonly = (c->flags & CLIENT_READONLY) && fwd == NULL;
     bool leader = rglue_role(srv->raft, NULL) == RGLUE_ROLE_LEADER;
-    if ((cmd->flags & CMD_READ) && !readonly && (fwd != NULL || !leader) &&
-        !failedLoneVoter(srv)) {
-        /* Through the proxy, which copies the command: the connection
-         * keeps flowing while the read waits for its barrier, and the
-         * barrier orders it after the connection's earlier writes. */
-        submit(c, cmd, PROXY_READ, 0, argc, argv, fwd, 0);
-        return DISPATCH_DONE;
-    }
+    bool read = (cmd->flags & CMD_READ) != 0;
     if ((cmd->flags & CMD_WRITE) ||
-        ((cmd->flags & CMD_READ) && c->slots_head != NULL && !readonly)) {
-        /* A read proposed behind writes sees them when applied, in log
-         * order, without waiting a commit before it is even proposed. */
+        (read && !readonly && leader && fwd == NULL && c->slots_head != NULL)) {
+        /* A read proposed behind the client's own writes sees them when
+         * applied, in log order, without waiting a commit before it is
+         * even proposed. */
         dispatchWrite(c, cmd, argc, argv, fwd);
         return DISPATCH_DONE;
     }
-    if ((cmd->flags & CMD_READ) && !(c->flags & CLIENT_READ_READY) &&
-        !readonly && !rglue_can_read_now(srv->raft) &&
+    if (read && !readonly && !rglue_can_read_now(srv->raft) &&
         !failedLoneVoter(srv)) {
-        reply_slot *slot = client_slot_new(c);
-        slot->is_read = true;
-        int rc = rglue_read(srv->raft, onReadReady, slot);
-        if (rc != 0) {
-            /* Nothing outstanding before it: reply the error in place. */
-            command_reply_raft_error(&slot->reply, rc);
-            srv->stats.commands_failed++;
-            client_slot_done(slot);
-            return DISPATCH_DONE;
-        }
-        srv->stats.commands_processed--; /* counted when it runs */
-        return DISPATCH_WAIT;
+        /* Through the proxy, which copies the command: the connection keeps
+         * flowing (a pipeline of reads shares one barrier), and the barrier
+         * orders the read after the connection's earlier writes. On a
+         * follower the proxy forwards it to the leader. */
+        submit(c, cmd, PROXY_READ, 0, argc, argv, fwd, 0);
+        return DISPATCH_DONE;
     }
-    c->flags &= ~(unsigned)CLIENT_READ_READY;
-    if (cmd->flags & CMD_READ) {
+    if (read) {
         execRead(c, cmd, argc, argv);
     } else if ((cmd->flags & CMD_LEADER) && !leader) {
         submit(c, cmd, PROXY_LEADER, 0, argc, argv, fwd, 0);
@@ -492,16 +462,6 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv)
 {
     server *srv = c->srv;
     const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
-
-    /* Everything but reads replies through client_reply(), which queues
-     * behind outstanding replies. A read behind the client's own writes
-     * goes through the log right after them (below); a held read waiting
-     * for its barrier keeps the client paused, so no read gets here then. */
-    if (c->flags & CLIENT_READ_FAILED) {
-        /* The barrier failed and its error reply was sent: the read is done. */
-        c->flags &= ~(unsigned)CLIENT_READ_FAILED;
-        return DISPATCH_DONE;
-    }
 
     srv->stats.commands_processed++;
     c->last_cmd_ms = server_now_ms();

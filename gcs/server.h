@@ -35,7 +35,6 @@ struct reply_slot {
     client *client;    /* NULL once the client is gone */
     reply_slot *next;
     bool done;
-    bool is_read;      /* waiting for a read barrier, not for a write */
     bool abort;        /* no reply: close the connection when it is due */
     server *srv;
     uint64_t admitted; /* bytes counted in srv->admitted_bytes */
@@ -47,11 +46,9 @@ enum {
     CLIENT_CLOSE_AFTER_REPLY = 1 << 1,
     CLIENT_CLOSING = 1 << 2,
     CLIENT_PAUSED = 1 << 3,       /* input parked until outstanding replies */
-    CLIENT_READ_READY = 1 << 4,   /* the held read passed its barrier */
     CLIENT_READING = 1 << 5,      /* uv_read_start is active */
     CLIENT_WRITING = 1 << 6,      /* a uv_write is in flight */
     CLIENT_PENDING_FLUSH = 1 << 7,/* on the server's flush list */
-    CLIENT_READ_FAILED = 1 << 8,  /* the held read's barrier failed */
     CLIENT_EOF = 1 << 9,          /* the peer sent all it will send */
     CLIENT_STOP_INPUT = 1 << 10,  /* QUIT or a protocol error: parse no more */
     CLIENT_PENDING_RESUME = 1 << 11, /* on the server's resume list */
