@@ -18,7 +18,8 @@ enum {
     OPT_MAXCLIENTS, OPT_MAX_BULK, OPT_MAX_ARGS, OPT_MAP_SIZE, OPT_ELECTION,
     OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_JOIN, OPT_REDIRECT,
     OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HTTP_PORT, OPT_SNAPSHOT_TRAILING,
-    OPT_HEALTH_PERIOD, OPT_HEALTH_THRESHOLD, OPT_HELP, OPT_VERSION,
+    OPT_HEALTH_PERIOD, OPT_HEALTH_THRESHOLD, OPT_TEST_COMMANDS, OPT_HELP,
+    OPT_VERSION,
 };
 
 /* One row per flag: the long name, its environment twin, and its help. */
@@ -84,6 +85,8 @@ static const option_doc docs[] = {
     {OPT_HEALTH_THRESHOLD, "health-check-failure-threshold",
      "GCSD_HEALTH_CHECK_FAILURE_THRESHOLD", "N",
      "periods without a heartbeat before a node is dead (default 5)"},
+    {OPT_TEST_COMMANDS, "enable-test-commands", "GCSD_ENABLE_TEST_COMMANDS",
+     NULL, "allow RAFT.CUT, which fakes network partitions (tests only)"},
     {OPT_HELP, "help", NULL, NULL, "show this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "show the version and exit"},
 };
@@ -309,6 +312,13 @@ static int applyOption(config *cfg, int code, const char *val,
         case OPT_SNAPSHOT_TRAILING:
             if (parseUnsigned(val, 1u << 30, &v) != 0 || v < 1) goto bad;
             cfg->snapshot_trailing = (unsigned)v;
+            return 0;
+        case OPT_TEST_COMMANDS:
+            if (val == NULL || strcasecmp(val, "yes") == 0 ||
+                strcmp(val, "1") == 0) cfg->test_commands = true;
+            else if (strcasecmp(val, "no") == 0 || strcmp(val, "0") == 0)
+                cfg->test_commands = false;
+            else goto bad;
             return 0;
         case OPT_HTTP_PORT:
             if (parseUnsigned(val, 65535, &v) != 0) goto bad;

@@ -194,6 +194,31 @@ static void transferCommand(client *c, size_t argc, const resp_arg *argv)
     startChange(c, 't', id, NULL);
 }
 
+/* RAFT.CUT [id ...]: testing only (--enable-test-commands): drop raft
+ * traffic to and from these members, as a partition would; no ids heals. */
+static void cutCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    if (!c->srv->cfg->test_commands) {
+        resp_add_error(client_reply(c), "ERR RAFT.CUT is disabled; start "
+                                        "gcsd with --enable-test-commands");
+        return;
+    }
+    uint64_t ids[16];
+    if (argc - 1 > sizeof ids / sizeof ids[0]) {
+        resp_add_error(client_reply(c), "ERR too many member ids");
+        return;
+    }
+    for (size_t i = 1; i < argc; i++) {
+        if (!parseId(&argv[i], &ids[i - 1])) {
+            resp_add_error(client_reply(c), "ERR invalid member id");
+            return;
+        }
+    }
+    int rc = rglue_cut(c->srv->raft, ids, argc - 1);
+    if (rc != 0) command_reply_raft_error(client_reply(c), rc);
+    else resp_add_status(client_reply(c), "OK");
+}
+
 static void readonlyCommand(client *c, size_t argc, const resp_arg *argv)
 {
     c->flags |= CLIENT_READONLY;
@@ -249,6 +274,8 @@ const command raft_commands[] = {
      0, 0, "cluster", "Removes a member from the raft group."},
     {"raft.transfer", -1, CMD_ADMIN | CMD_LEADER, transferCommand, NULL,
      NULL, 0, 0, 0, "cluster", "Hands leadership to another voter."},
+    {"raft.cut", -1, CMD_ADMIN, cutCommand, NULL, NULL, 0, 0, 0, "cluster",
+     "Testing only: fakes a partition from the given members."},
     {"readonly", 1, CMD_FAST, readonlyCommand, NULL, NULL, 0, 0, 0,
      "cluster", "Serves this connection's reads from the local replica, "
      "possibly stale."},

@@ -151,6 +151,12 @@ typedef struct rg_change {
     struct rg_change *next; /* on g->deferred */
 } rg_change;
 
+typedef struct rg_drop {
+    struct raft_io_send *req;
+    raft_io_send_cb cb;
+    struct rg_drop *next;
+} rg_drop;
+
 struct rglue {
     uv_loop_t *loop;
     struct raft raft;
@@ -230,6 +236,9 @@ struct rglue {
     uint64_t barriers;
     rg_change *deferred; /* membership requests completed by the pump */
     bool failed_transfer;   /* a failed leader handed leadership over */
+    uint64_t cut[16];       /* rglue_cut: members we pretend not to reach */
+    struct rg_drop *drops;  /* sends to them, failed by the pump */
+    size_t n_cut;
     struct raft_transfer fail_transfer; /* lives as long as raft */
 };
 
@@ -645,6 +654,12 @@ static void handleFailure(rglue *g)
 
 static void completeDeferred(rglue *g)
 {
+    while (g->drops != NULL && !g->raft_closing) {
+        rg_drop *d = g->drops;
+        g->drops = d->next;
+        d->cb(d->req, RAFT_NOCONNECTION);
+        free(d);
+    }
     while (g->deferred != NULL) {
         rg_change *ch = g->deferred;
         g->deferred = ch->next;
@@ -850,6 +865,16 @@ static int fsmRestore(struct raft_fsm *rf, struct raft_buffer *buf)
 
 /* ---- raft_io wrappers --------------------------------------------------- */
 
+/* Test-only partitions (rglue_cut): traffic to and from these members is
+ * dropped, as a network partition would. */
+static bool isCutOff(rglue *g, uint64_t id)
+{
+    for (size_t i = 0; i < g->n_cut; i++) {
+        if (g->cut[i] == id) return true;
+    }
+    return false;
+}
+
 static int ioSend(struct raft_io *io, struct raft_io_send *req,
                   const struct raft_message *m, raft_io_send_cb cb)
 {
@@ -858,6 +883,18 @@ static int ioSend(struct raft_io *io, struct raft_io_send *req,
      * completed late: make it release its message instead of touching a
      * closing raft_uv. */
     if (g->raft_closing) return RAFT_CANCELED;
+    if (isCutOff(g, m->server_id)) {
+        /* Fail it the way an unreachable peer does: later, through the
+         * callback (an error returned here aborts an election in 0.22.1). */
+        rg_drop *d = malloc(sizeof *d);
+        if (d == NULL) return RAFT_NOMEM;
+        d->req = req;
+        d->cb = cb;
+        d->next = g->drops;
+        g->drops = d;
+        kick(g);
+        return 0;
+    }
     /* A marker means nothing to another member: never ship one (a dump that
      * failed leaves it in place; raft retries after its snapshot timeout). */
     if (m->type == RAFT_INSTALL_SNAPSHOT &&
@@ -894,7 +931,7 @@ static void recvInstall(rglue *g, struct raft_message *m)
 static void ioRecv(struct raft_io *io, struct raft_message *m)
 {
     rglue *g = RG_CONTAINER_OF(io, rglue, io);
-    if (g->failed && !g->raft_closing) {
+    if ((g->failed || isCutOff(g, m->server_id)) && !g->raft_closing) {
         /* A fail-stopped member takes part in nothing, and 0.22.1 frees an
          * AppendEntries batch twice when a member whose state machine
          * failed (RAFT_UNAVAILABLE) receives one. */
@@ -1740,5 +1777,16 @@ int rglue_transfer(rglue *g, uint64_t id, rglue_change_cb cb, void *arg)
         free(t);
         return fromRaftChange(rv);
     }
+    return 0;
+}
+
+int rglue_cut(rglue *g, const uint64_t *ids, size_t n)
+{
+    if (g == NULL || n > sizeof g->cut / sizeof g->cut[0] ||
+        (n > 0 && ids == NULL)) {
+        return RGLUE_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) g->cut[i] = ids[i];
+    g->n_cut = n;
     return 0;
 }

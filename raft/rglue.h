@@ -213,6 +213,10 @@ GCS_API int rglue_remove(rglue *g, uint64_t id, rglue_change_cb cb,
 GCS_API int rglue_transfer(rglue *g, uint64_t id, rglue_change_cb cb,
                            void *arg);
 
+/* Testing only: drop all raft traffic to and from members @ids (replacing
+ * any earlier list; n = 0 heals), as a network partition would. */
+GCS_API int rglue_cut(rglue *g, const uint64_t *ids, size_t n);
+
 typedef struct rglue_member {
     uint64_t id;
     char address[256];

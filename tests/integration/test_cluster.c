@@ -1260,3 +1260,109 @@ Test(cluster, disk_full_fail_stop, .timeout = 60)
     redisFree(cr);
     cluster_stop_all(&cl);
 }
+
+/* ---- a real partition: the transport drops the leader's traffic --------- */
+
+/* RAFT.CUT on member i, with the space-separated ids in @ids. */
+static void cut(int i, const char *ids)
+{
+    redisContext *c = cluster_connect(&cl, i);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", ids);
+    const char *argv[8] = {"RAFT.CUT"};
+    int argc = 1;
+    for (char *t = strtok(buf, " "); t != NULL && argc < 8;
+         t = strtok(NULL, " ")) {
+        argv[argc++] = t;
+    }
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    cr_assert_not_null(r, "RAFT.CUT on member %d: %s", i, c->errstr);
+    cr_assert_eq(r->type, REDIS_REPLY_STATUS, "RAFT.CUT on member %d: %s", i,
+                 replyStr(r));
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* The leader is cut off from both followers (RAFT.CUT, a test-only switch
+ * in the transport: both processes keep running). The majority elects a
+ * new leader and takes writes; the old leader, in the minority, never
+ * acknowledges a write nor answers a linearizable read; after healing, all
+ * agree and the minority's refused writes did not apply. */
+Test(cluster, partitioned_leader_refuses_then_converges, .timeout = 90)
+{
+    cluster_start(&cl, 3, "--enable-test-commands --leader-wait-ms 1500");
+    int old = cluster_wait_leader(&cl, 10000);
+    int f1 = (old + 1) % 3, f2 = (old + 2) % 3;
+    redisContext *c = cluster_connect(&cl, old);
+    EXPECT_STATUS(c, "OK", "SET k before");
+    redisFree(c);
+    char ids[32];
+    snprintf(ids, sizeof ids, "%u %u", cluster_id(&cl, f1), cluster_id(&cl, f2));
+    cut(old, ids);
+    snprintf(ids, sizeof ids, "%u", cluster_id(&cl, old));
+    cut(f1, ids);
+    cut(f2, ids);
+
+    /* The majority elects one of its own. */
+    long long deadline = harness_now_ms() + 15000;
+    int nl = -1;
+    while (nl < 0) {
+        char role[32];
+        for (int i = 0; i < 3 && nl < 0; i++) {
+            if (i != old && cluster_status_field(&cl, i, "role", role,
+                                                 sizeof role) &&
+                strcmp(role, "leader") == 0) {
+                nl = i;
+            }
+        }
+        cr_assert_lt(harness_now_ms(), deadline, "the majority elected no "
+                     "leader");
+        if (nl < 0) harness_poll_pause(50);
+    }
+    c = cluster_connect(&cl, nl == f1 ? f2 : f1); /* through a follower */
+    EXPECT_STATUS(c, "OK", "SET k after");
+    EXPECT_INT(c, 1, "INCR n");
+    redisFree(c);
+
+    /* The old leader: reads and writes refused, never served stale. */
+    redisContext *m = cluster_connect(&cl, old);
+    struct timeval tv = {20, 0};
+    redisSetTimeout(m, tv);
+    redisReply *r = redisCommand(m, "GET k");
+    cr_assert_not_null(r, "GET on the cut-off member: %s", m->errstr);
+    cr_assert(harness_is_retry_error(r), "GET on the cut-off old leader "
+              "answered type %d '%s'", r->type, replyStr(r));
+    freeReplyObject(r);
+    r = redisCommand(m, "SET k minority");
+    bool unknown = r == NULL; /* closed: the outcome could not be told */
+    if (r != NULL) {
+        cr_assert(harness_is_retry_error(r), "SET on the cut-off old leader "
+                  "answered type %d '%s'", r->type, replyStr(r));
+        freeReplyObject(r);
+    }
+    redisFree(m);
+
+    /* Heal: everyone converges on the majority's history. */
+    for (int i = 0; i < 3; i++) cut(i, "");
+    int leader = cluster_wait_leader(&cl, 15000);
+    c = cluster_connect(&cl, leader);
+    EXPECT_INT(c, 2, "INCR n");
+    redisReply *k = harness_cmd(c, "GET k");
+    cr_assert_eq(k->type, REDIS_REPLY_STRING);
+    if (!unknown || strcmp(k->str, "minority") != 0) {
+        cr_assert_str_eq(k->str, "after", "a write refused in the minority "
+                         "was applied");
+    }
+    freeReplyObject(k);
+    redisReply *st = harness_cmd(c, "RAFT.STATUS");
+    long long applied = harness_pair_get(st, "applied_index")->integer;
+    freeReplyObject(st);
+    redisFree(c);
+    cluster_wait_applied(&cl, applied, 15000);
+    for (int i = 0; i < 3; i++) {
+        redisContext *ci = connectReadonly(i);
+        EXPECT_BULK(ci, "2", "GET n");
+        redisFree(ci);
+    }
+    cluster_stop_all(&cl);
+}
