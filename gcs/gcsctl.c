@@ -486,6 +486,11 @@ static void statusCmd(int argc, char **argv)
         snprintf(mv[i].client, sizeof mv[i].client, "%s",
                  pairStr(e, "client_address"));
         snprintf(mv[i].raft, sizeof mv[i].raft, "%s", pairStr(e, "raft_address"));
+        if (mv[i].client[0] == '\0' && mv[i].id == pairInt(self, "id")) {
+            /* Not announced yet: it is the member we are talking to. */
+            snprintf(mv[i].client, sizeof mv[i].client, "%.200s:%d", conn.host,
+                     conn.port);
+        }
         queryMember(&mv[i]);
     }
     /* The leader: a reachable member that says it leads (highest term),
@@ -526,7 +531,9 @@ static void statusCmd(int argc, char **argv)
         ctl_fields_str(f, "client_address", m->client);
         ctl_fields_str(f, "raft_address", m->raft);
         char health[600];
-        if (!m->reachable) snprintf(health, sizeof health, "unreachable");
+        if (!m->reachable && m->client[0] == '\0')
+            snprintf(health, sizeof health, "address unknown");
+        else if (!m->reachable) snprintf(health, sizeof health, "unreachable");
         else if (failed)
             snprintf(health, sizeof health, "failed: %s",
                      pairStr(m->status, "failure"));
