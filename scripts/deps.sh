@@ -21,7 +21,7 @@ PACKAGES=(
   build-essential pkg-config meson ninja-build
   libuv1-dev liblmdb-dev lmdb-utils libhiredis-dev
   libprotobuf-c-dev protobuf-c-compiler libcriterion-dev
-  redis-tools redis-server python3 python3-redis
+  redis-tools redis-server python3 python3-redis python3-yaml
   liblz4-dev autoconf automake libtool dpkg-dev ca-certificates
   clang iproute2 procps
   libclang-rt-14-dev

@@ -34,6 +34,7 @@ Exits 1 with one line per problem, 0 when everything holds.
 
 import copy
 import fnmatch
+import json
 import os
 import re
 import shutil
@@ -747,18 +748,39 @@ for a in "$@"; do printf '%s\\0' "$a"; done >"$FAKE_GCSD_OUT.argv"
 env -0 >"$FAKE_GCSD_OUT.env"
 """
 
-# The fake redis-cli records each call (REDISCLI_AUTH, then its arguments);
-# with FAKE_CLUSTER=up it answers RAFT.STATUS with a leader, otherwise it
-# cannot connect.
+# The fake redis-cli records each call (REDISCLI_AUTH, then its arguments)
+# and answers from $FAKE_REDIS_DIR/<host>:<port>:<COMMAND> when that file
+# exists; otherwise it cannot connect.
 FAKE_REDIS_CLI = """#!/bin/sh
 n=$(ls "$FAKE_REDIS_OUT".* 2>/dev/null | wc -l)
 { printf '%s\\0' "${REDISCLI_AUTH-}"; for a in "$@"; do printf '%s\\0' "$a"; done; } >"$FAKE_REDIS_OUT.$n"
-if [ "$FAKE_CLUSTER" != up ]; then
-  echo "Could not connect to Redis: Connection refused" >&2
-  exit 1
-fi
-printf '%s\\n' id 1 role leader term 7 leader_id 1 leader_address x:6379 members
+host=127.0.0.1 port=6379
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h) host=$2; shift 2 ;;
+    -p) port=$2; shift 2 ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+f="$FAKE_REDIS_DIR/$host:$port:$1"
+if [ -f "$f" ]; then cat "$f"; exit 0; fi
+echo "Could not connect to Redis at $host:$port: Connection refused" >&2
+exit 1
 """
+
+
+def raft_status_text(my_id, last, members):
+    """RAFT.STATUS as redis-cli prints it to a pipe (one element a line).
+    members: [(id, role, match_index)]."""
+    lines = ["id", str(my_id), "role", "follower", "term", "5", "leader_id", "1",
+             "leader_address", "", "leader_raft_address", "", "commit_index", str(last),
+             "applied_index", str(last), "last_index", str(last), "snapshots", "0",
+             "failed", "0", "failure", "", "members"]
+    for mid, role, match in members:
+        lines += ["id", str(mid), "raft_address", "h%d:16379" % mid, "client_address", "",
+                  "role", role, "match_index", str(match)]
+    return "\n".join(lines) + "\n"
 
 
 def container_env(c, pod, ns, password):
@@ -788,10 +810,11 @@ def container_env(c, pod, ns, password):
     return env
 
 
-def run_startup(c, pod, ns, password, tmp, cluster="down", data="fresh"):
+def run_startup(c, pod, ns, password, tmp, answers=None, data="fresh"):
     """Run the container's startup script as the pod `pod` would, with a
-    fake gcsd and redis-cli first on PATH. data: "fresh" (empty data dir)
-    or "used" (a raft log exists). Returns (result, error)."""
+    fake gcsd and redis-cli first on PATH. answers: {"host:port:COMMAND":
+    reply text} for the fake redis-cli; data: "fresh" (empty data dir) or
+    "used" (a raft log exists). Returns (result, error)."""
     argv = list(c.get("command") or []) + list(c.get("args") or [])
     if len(argv) < 3 or not argv[0].endswith("sh") or argv[1] not in ("-c", "-ec", "-euc", "-ce"):
         return None, "the container command must be [/bin/sh, -c, <script>], got %r" % (argv[:2],)
@@ -806,9 +829,15 @@ def run_startup(c, pod, ns, password, tmp, cluster="down", data="fresh"):
     for f in os.listdir(tmp):
         if f.startswith(("gcsd-out", "redis-cli-out")):
             os.unlink(os.path.join(tmp, f))
+    rdir = os.path.join(tmp, "answers")
+    shutil.rmtree(rdir, ignore_errors=True)
+    os.mkdir(rdir)
+    for key, text in (answers or {}).items():
+        with open(os.path.join(rdir, key), "w") as f:
+            f.write(text)
     run_env = dict(env)
     run_env.update(PATH=os.path.join(tmp, "bin") + ":/usr/bin:/bin", FAKE_GCSD_OUT=out,
-                   FAKE_REDIS_OUT=rout, FAKE_CLUSTER=cluster, GCSD_DATA_DIR=data_dir)
+                   FAKE_REDIS_OUT=rout, FAKE_REDIS_DIR=rdir, GCSD_DATA_DIR=data_dir)
     try:
         # /bin/sh as in the image (dash on Debian), never the caller's shell.
         p = subprocess.run(["/bin/sh"] + argv[1:], env=run_env, capture_output=True,
@@ -831,7 +860,73 @@ def run_startup(c, pod, ns, password, tmp, cluster="down", data="fresh"):
     return result, None
 
 
+def startup_scenarios(sts_name, peer_svc, client_svc, domain, initial, replicas, cport, k):
+    """What the other members answer when pod k starts, and what pod k must
+    then do. Yields (title, answers, data, want): want["mode"] is "peers"
+    or "join", want["remove"] whether it must RAFT.REMOVE itself first,
+    want["rc"] "ok" or "fail", want["quiet"] that it asks nobody."""
+    me = k + 1
+    n = max(replicas, initial)
+    others = [i for i in range(n) if i != k]
+
+    def host(i):
+        return "%s-%d.%s.%s.svc.%s:%s" % (sts_name, i, peer_svc, TEST_NS, domain, cport)
+
+    client = "%s.%s.svc.%s:%s" % (client_svc, TEST_NS, domain, cport)
+    first = "peers" if k < initial else "join"
+    # The configuration holds every pod up to this one (a pod beyond
+    # spec.replicas is a member too once added).
+    everyone = [(i + 1, "voter", 0) for i in range(max(n, k + 1))]
+    counted = [(mid, role, 450 if mid == me else 500) for mid, role, _ in everyone]
+    without_me = [m for m in everyone if m[0] != me]
+
+    def status(answering, last, members):
+        return {host(i) + ":RAFT.STATUS": raft_status_text(i + 1, last, members) for i in answering}
+
+    yield ("first start, nobody answers", {}, "fresh", dict(mode=first, remove=False, rc="ok"))
+    yield ("first start, the others bootstrapped", status(others, 1, everyone), "fresh",
+           dict(mode=first, remove=False, rc="ok"))
+    yield ("lost its data, the leader does not count on it", status(others, 500, everyone), "fresh",
+           dict(mode=first, remove=False, rc="ok"))
+    ans = status(others, 500, counted)
+    ans[client + ":RAFT.REMOVE"] = "OK\n"
+    yield ("lost its data, the leader counts entries on it", ans, "fresh",
+           dict(mode="join", remove=True, rc="ok"))
+    ans = dict(ans)
+    ans[client + ":RAFT.REMOVE"] = "ERR a membership change is already in progress; retry when it is done\n"
+    yield ("lost its data, RAFT.REMOVE refused", ans, "fresh", dict(mode=None, remove=True, rc="fail"))
+    yield ("removed earlier, back on a fresh volume", status(others, 500, without_me), "fresh",
+           dict(mode="join", remove=False, rc="ok"))
+    yield ("a majority of the volumes lost", status(others[:1], 500, counted), "fresh",
+           dict(mode="join", remove=False, rc="ok"))
+    yield ("restart on its own volume", status(others, 500, counted), "used",
+           dict(mode=first, remove=False, rc="ok", quiet=True))
+
+
+_SCRIPT_CACHE = {}
+
+
 def check_startup_script(b, sts, c, flags, rep, w):
+    """Runs the simulation once per distinct container (the kubectl-rendered
+    bundles repeat the static ones, env order aside) and reports its
+    findings under this bundle's name."""
+    env = c.get("env") or []
+    if not any("$(" in str(e.get("value", "")) for e in env):
+        env = sorted(env, key=lambda e: str(e.get("name")))
+    key = json.dumps({"name": get(sts, "metadata.name"), "replicas": get(sts, "spec.replicas"),
+                      "command": c.get("command"), "args": c.get("args"), "env": env,
+                      "ports": c.get("ports")}, sort_keys=True, default=str)
+    if key not in _SCRIPT_CACHE:
+        sub = Report(quiet=True)
+        simulate_startup_script(sts, c, flags, sub)
+        _SCRIPT_CACHE[key] = (sub.checks, sub.errors)
+    checks, errors = _SCRIPT_CACHE[key]
+    rep.checks += checks
+    rep.errors.extend(w + e for e in errors)
+
+
+def simulate_startup_script(sts, c, flags, rep):
+    w = ""
     sts_name = get(sts, "metadata.name")
     replicas = get(sts, "spec.replicas") or 1
     peer_svc = env_value(c, "GCSD_PEER_SERVICE")
@@ -847,12 +942,8 @@ def check_startup_script(b, sts, c, flags, rep, w):
                           for i in range(initial))
     join_host = "%s.%s.svc.%s" % (client_svc, TEST_NS, domain)
     want_join = "%s:%s" % (join_host, want_ports.get("client"))
+    member_hosts = {fqdn(i) for i in range(max(replicas, initial, ORDINALS))}
 
-    # (cluster answering at the client Service, data dir) -> does an
-    # initial member bootstrap? Only a fresh one, and only when no cluster
-    # answers; a member added later always joins.
-    scenarios = [("down", "fresh", True), ("up", "fresh", False), ("up", "used", True),
-                 ("down", "used", True)]
     tmp = tempfile.mkdtemp(prefix="gcsd-validate-")
     try:
         os.mkdir(os.path.join(tmp, "bin"))
@@ -862,11 +953,49 @@ def check_startup_script(b, sts, c, flags, rep, w):
             os.chmod(os.path.join(tmp, "bin", name), stat.S_IRWXU)
         for k in range(max(ORDINALS, replicas)):
             pod = "%s-%d" % (sts_name, k)
-            for cluster, data, bootstraps in scenarios:
-                sw = "%s: startup script, pod %s (cluster %s, %s data dir)" % (w, pod, cluster, data)
-                r, err = run_startup(c, pod, TEST_NS, TEST_PASSWORD, tmp, cluster, data)
+            for title, answers, data, want in startup_scenarios(
+                    sts_name, peer_svc, client_svc, domain, initial, replicas, want_ports.get("client"), k):
+                sw = "%s: startup script, pod %s, %s" % (w, pod, title)
+                r, err = run_startup(c, pod, TEST_NS, TEST_PASSWORD, tmp, answers, data)
                 if not rep.check(r is not None, sw, err or ""):
                     return
+                # redis-cli: authenticated, never with the password in argv;
+                # only RAFT.STATUS of members and RAFT.REMOVE of itself.
+                removes = []
+                for call in r["redis_cli"]:
+                    a = call["argv"]
+                    rep.check(call["auth"] == TEST_PASSWORD, sw, "redis-cli must authenticate (REDISCLI_AUTH)")
+                    rep.check(TEST_PASSWORD not in " ".join(a), sw,
+                              "the password must not be on redis-cli's command line")
+                    h = a[a.index("-h") + 1] if "-h" in a and a.index("-h") + 1 < len(a) else None
+                    pt = a[a.index("-p") + 1] if "-p" in a and a.index("-p") + 1 < len(a) else None
+                    rep.check(pt == want_ports.get("client"), sw, "redis-cli asked port %r, not the client port" % pt)
+                    cmd, i = [], 0
+                    while i < len(a):
+                        if a[i] in ("-h", "-p"):
+                            i += 2
+                            continue
+                        cmd.append(a[i])
+                        i += 1
+                    if cmd[:1] == ["RAFT.STATUS"]:
+                        rep.check(h in member_hosts, sw, "RAFT.STATUS asked of %r, not a member's pod name" % h)
+                    elif cmd[:1] == ["RAFT.REMOVE"]:
+                        removes.append((h, cmd[1:]))
+                    else:
+                        rep.fail(sw, "unexpected redis-cli call %s" % a)
+                if want.get("quiet"):
+                    rep.check(not r["redis_cli"], sw, "a member with data must start without asking anyone")
+                if want["remove"]:
+                    rep.check(removes == [(join_host, [str(k + 1)])], sw,
+                              "ordinal %d: must RAFT.REMOVE %d through %s once, did %s"
+                              % (k, k + 1, join_host, removes))
+                else:
+                    rep.check(not removes, sw, "ordinal %d: must not RAFT.REMOVE anything, did %s" % (k, removes))
+                if want["rc"] == "fail":
+                    rep.check(r["rc"] != 0 and r["argv"] is None, sw,
+                              "ordinal %d: must exit with an error (the pod restarts and retries), "
+                              "not start gcsd" % k)
+                    continue
                 if not rep.check(r["rc"] == 0 and r["argv"] is not None, sw,
                                  "did not exec gcsd (exit %s): %s" % (r["rc"], r["stderr"][-400:])):
                     continue
@@ -884,7 +1013,7 @@ def check_startup_script(b, sts, c, flags, rep, w):
                     "requirepass": TEST_PASSWORD,
                     "data-dir": r["data_dir"],
                 }
-                if k < initial and bootstraps:
+                if want["mode"] == "peers":
                     expect.update(peers=want_peers, join=None)
                 else:
                     expect.update(join=want_join, peers=None)
@@ -894,20 +1023,6 @@ def check_startup_script(b, sts, c, flags, rep, w):
                 rep.check(TEST_PASSWORD not in " ".join(r["argv"]), sw,
                           "the password must not be on gcsd's command line (visible in ps)")
                 rep.check(TEST_PASSWORD not in r["stderr"] + r["stdout"], sw, "the script prints the password")
-                asked = r["redis_cli"]
-                if k < initial and data == "fresh":
-                    if rep.check(asked, sw, "an initial member with an empty data dir must ask the "
-                                 "client Service whether a cluster already runs before bootstrapping"):
-                        a = asked[0]
-                        rep.check(a["auth"] == TEST_PASSWORD, sw, "redis-cli must authenticate (REDISCLI_AUTH)")
-                        rep.check(TEST_PASSWORD not in " ".join(a["argv"]), sw,
-                                  "the password must not be on redis-cli's command line")
-                        argv = a["argv"]
-                        hp = (argv[argv.index("-h") + 1] if "-h" in argv else None,
-                              argv[argv.index("-p") + 1] if "-p" in argv else None)
-                        rep.check(hp == (join_host, want_ports.get("client")), sw,
-                                  "asked %s:%s, want the client Service %s" % (hp[0], hp[1], want_join))
-                        rep.check("RAFT.STATUS" in [x.upper() for x in argv], sw, "must ask RAFT.STATUS")
         # Refusals: no ordinal in the pod name; no password.
         r, _ = run_startup(c, sts_name, TEST_NS, TEST_PASSWORD, tmp)
         rep.check(r is not None and r["rc"] != 0 and r["argv"] is None, w + ": startup script",
@@ -1146,7 +1261,9 @@ def kubectl_render(kdir, rep):
         return None
 
 
-def validate(root, deploy_dir, rep, use_kubectl=True, docs=True):
+def validate(root, deploy_dir, rep, use_kubectl=True, docs=True, scripts="all"):
+    """scripts: run the startup-script simulation for "all" bundles, only
+    for "base", or "none"."""
     flags = gcsd_flags(root, rep)
     if not rep.check(os.path.isdir(deploy_dir), "deploy", "directory missing"):
         return
@@ -1167,7 +1284,8 @@ def validate(root, deploy_dir, rep, use_kubectl=True, docs=True):
         parents = [bundles[d] for d in depends(kd) if d in bundles]
         b = Bundle(tree.where(kd), objs, parents[0] if parents else None)
         bundles[kd] = b
-        check_bundle(b, rep, flags)
+        check_bundle(b, rep, flags, run_scripts=scripts == "all" or (
+            scripts == "base" and kd == os.path.join(deploy_dir, "base")))
     base = bundles.get(os.path.join(deploy_dir, "base"))
     if use_kubectl:
         if shutil.which("kubectl"):
@@ -1179,7 +1297,7 @@ def validate(root, deploy_dir, rep, use_kubectl=True, docs=True):
                 parents = [rendered[d] for d in depends(kd) if d in rendered]
                 b = Bundle("kubectl kustomize " + tree.where(kd), objs, parents[0] if parents else None)
                 rendered[kd] = b
-                check_bundle(b, rep, flags)
+                check_bundle(b, rep, flags, run_scripts=scripts == "all")
                 # The static rendering must agree with kustomize's on what matters.
                 sp, rp = bundle_parts(bundles[kd], Report(quiet=True)), bundle_parts(b, Report(quiet=True))
                 if sp and rp:
@@ -1283,10 +1401,17 @@ MUTATIONS = [
      _script_edit('--raft-advertise "$me"', '--raft-advertise "$pod"'), "--raft-advertise"),
     ("script passes the password on the command line",
      _script_edit('exec gcsd --id', 'exec gcsd --requirepass "$GCSD_REQUIREPASS" --id'), "command line"),
-    ("script bootstraps even when a cluster answers",
-     _script_edit('[ "$fresh" = yes ] && cluster_answers', '[ "$fresh" = yes ] && false'), "ask the"),
+    ("script never asks the others",
+     _script_edit('if [ "$fresh" = yes ]; then\n  survey', 'if false; then\n  survey'),
+     "RAFT.REMOVE"),
+    ("script bootstraps over a lost majority",
+     _script_edit('elif [ "$with_log" -lt $((voters / 2 + 1)) ]; then', 'elif false; then'),
+     "majority of the volumes lost"),
+    ("script keeps a lost member the leader counts on",
+     _script_edit('elif [ "$match" -gt 1 ]; then', 'elif false; then'), "RAFT.REMOVE"),
     ("script ignores a used data dir",
-     _script_edit('fresh=yes\n', 'fresh=yes\n              fi\n              if true; then fresh=yes\n'), "--join"),
+     _script_edit('fresh=yes\n', 'fresh=yes\n              fi\n              if true; then fresh=yes\n'),
+     "without asking"),
     ("GCSD_PEERS set in the manifest",
      _yaml_edit("base/statefulset.yaml", _env_edit("GCSD_PEERS", "1=x:16379")), "GCSD_PEERS"),
     ("env twin with a typo",
@@ -1330,6 +1455,7 @@ MUTATIONS = [
 
 
 def self_test_one(root, deploy_dir, title, mutate, expect):
+    scripts = "base" if title.startswith("script ") else "none"
     """(problem or None, the message that rejected the broken copy)."""
     tmp = tempfile.mkdtemp(prefix="gcsd-selftest-")
     try:
@@ -1340,7 +1466,7 @@ def self_test_one(root, deploy_dir, title, mutate, expect):
         except RuntimeError as e:
             return "self-test %r: %s" % (title, e), None
         r = Report(quiet=True)
-        validate(root, d, r, use_kubectl=False, docs=False)
+        validate(root, d, r, use_kubectl=False, docs=False, scripts=scripts)
         if not r.errors:
             return "self-test %r: the broken copy passed validation" % title, None
         hits = [e for e in r.errors if expect in e]
