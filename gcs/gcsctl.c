@@ -887,7 +887,7 @@ static void rayList(const char *ns, const char *tableArg)
     bool none = t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") == 0;
     freeReplyObject(t);
     if (none) {
-        free(key);
+        /* die() exits: the key need not be freed. */
         die("no table %s in Ray namespace '%s' (key %s does not exist)", table,
             ns, tableArg[0] ? key : "");
     }
