@@ -447,6 +447,7 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
     clock_gettime(CLOCK_MONOTONIC, &t1);
     f->last_apply_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
                                   (t1.tv_nsec - t0.tv_nsec) / 1000);
+    rglue_histogram_add(&f->apply_us, f->last_apply_us);
     return 0;
 
 abort:

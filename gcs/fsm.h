@@ -49,6 +49,7 @@ typedef struct fsm {
     uint64_t commands_applied;
     uint64_t duplicates;    /* retried writes answered from the dedup table */
     uint64_t last_apply_us; /* duration of the last apply */
+    rglue_histogram apply_us; /* every apply's duration */
     storage_info space;     /* map and use, refreshed after each apply */
     uint64_t free_bytes;    /* reusable part of space.used_bytes, refreshed
                                only when the high-water mark is near full */

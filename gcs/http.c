@@ -101,6 +101,23 @@ static void metric(resp_buf *b, const char *name, const char *type,
         type, name, value);
 }
 
+/* A latency histogram in seconds, buckets cumulative as Prometheus wants. */
+static void histogram(resp_buf *b, const char *name, const char *help,
+                      const rglue_histogram *h)
+{
+    resp_add_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
+                    name);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < RGLUE_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        resp_add_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+                        (double)rglue_histogram_bounds_us[i] / 1e6, cum);
+    }
+    resp_add_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->n);
+    resp_add_printf(b, "%s_sum %.6f\n%s_count %" PRIu64 "\n", name,
+                    (double)h->sum_us / 1e6, name, h->n);
+}
+
 static void metrics(server *srv, resp_buf *b)
 {
     rglue_status st;
@@ -137,6 +154,13 @@ static void metrics(server *srv, resp_buf *b)
            "Commands proposed to the log.", st.commands_proposed);
     metric(b, "gcsd_raft_barriers_total", "counter",
            "Read barriers issued.", st.barriers);
+    metric(b, "gcsd_raft_leader_changes_total", "counter",
+           "Times this member saw the leader change.", st.leader_changes);
+    histogram(b, "gcsd_raft_commit_duration_seconds",
+              "On the leader: log entry formed until applied.", &st.commit_us);
+    histogram(b, "gcsd_apply_duration_seconds",
+              "Applying one log entry to the state (one LMDB transaction).",
+              &srv->fsm->apply_us);
     metric(b, "gcsd_forwarded_total", "counter",
            "Commands forwarded to the leader.", ps.forwarded);
     metric(b, "gcsd_retried_total", "counter",

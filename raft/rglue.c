@@ -86,6 +86,7 @@ typedef struct rg_batch {
     struct rglue *g;
     struct rg_batch *prev, *next; /* in-flight list, in log order */
     uint64_t seq;
+    uint64_t formed_ns; /* uv_hrtime when the entry was formed */
     size_t n;
     rg_slot slots[];
 } rg_batch;
@@ -234,6 +235,9 @@ struct rglue {
     uint64_t snapshots_taken;
     uint64_t snapshots_installed;
     uint64_t barriers;
+    uint64_t leader_changes;
+    uint64_t last_leader;
+    rglue_histogram commit_us;
     rg_change *deferred; /* membership requests completed by the pump */
     bool failed_transfer;   /* a failed leader handed leadership over */
     uint64_t cut[16];       /* rglue_cut: members we pretend not to reach */
@@ -461,6 +465,7 @@ static void flush(rglue *g)
         }
         b->g = g;
         b->seq = g->next_seq++;
+        b->formed_ns = uv_hrtime();
         b->n = n;
         rg_entry_header h = {.count = (uint32_t)n,
                              .token = g->token,
@@ -512,6 +517,10 @@ static void applyCb(struct raft_apply *req, int status, void *result)
     rg_batch *b = req->data;
     rglue *g = b->g;
     inflightUnlink(g, b);
+    if (status == 0) {
+        rglue_histogram_add(&g->commit_us,
+                            (uv_hrtime() - b->formed_ns) / 1000);
+    }
     if (status == RAFT_IOERR || status == RAFT_NOSPACE) {
         /* The leader's own disk write failed (older libraries report it
          * here): the local log can't be trusted any more. */
@@ -681,6 +690,13 @@ static void pump(rglue *g)
         return;
     }
     deliverParked(g);
+    raft_id leaderId = 0;
+    const char *leaderAddr = NULL;
+    raft_leader(&g->raft, &leaderId, &leaderAddr);
+    if (leaderId != 0 && leaderId != g->last_leader) {
+        g->last_leader = leaderId;
+        g->leader_changes++;
+    }
     int role = roleOf(raft_state(&g->raft));
     if (role != g->role) {
         g->role = role;
@@ -1540,6 +1556,8 @@ void rglue_get_status(rglue *g, rglue_status *st)
     st->snapshots_taken = g->snapshots_taken;
     st->snapshots_installed = g->snapshots_installed;
     st->barriers = g->barriers;
+    st->leader_changes = g->leader_changes;
+    st->commit_us = g->commit_us;
     st->failed = g->failed;
     snprintf(st->failure, sizeof st->failure, "%s", g->failure);
     if (g->raft_closing) {
@@ -1789,4 +1807,17 @@ int rglue_cut(rglue *g, const uint64_t *ids, size_t n)
     for (size_t i = 0; i < n; i++) g->cut[i] = ids[i];
     g->n_cut = n;
     return 0;
+}
+
+const uint64_t rglue_histogram_bounds_us[RGLUE_HIST_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+    1000000};
+
+void rglue_histogram_add(rglue_histogram *h, uint64_t us)
+{
+    size_t i = 0;
+    while (i < RGLUE_HIST_BUCKETS && us > rglue_histogram_bounds_us[i]) i++;
+    h->counts[i]++;
+    h->sum_us += us;
+    h->n++;
 }

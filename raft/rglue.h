@@ -217,6 +217,17 @@ GCS_API int rglue_transfer(rglue *g, uint64_t id, rglue_change_cb cb,
  * any earlier list; n = 0 heals), as a network partition would. */
 GCS_API int rglue_cut(rglue *g, const uint64_t *ids, size_t n);
 
+/* A latency histogram with fixed bucket bounds (microseconds, see
+ * rglue_histogram_bounds_us), in the shape Prometheus wants. */
+#define RGLUE_HIST_BUCKETS 12
+typedef struct rglue_histogram {
+    uint64_t counts[RGLUE_HIST_BUCKETS + 1]; /* last: above every bound */
+    uint64_t sum_us;
+    uint64_t n;
+} rglue_histogram;
+GCS_API extern const uint64_t rglue_histogram_bounds_us[RGLUE_HIST_BUCKETS];
+GCS_API void rglue_histogram_add(rglue_histogram *h, uint64_t us);
+
 typedef struct rglue_member {
     uint64_t id;
     char address[256];
@@ -238,6 +249,8 @@ typedef struct rglue_status {
     uint64_t snapshots_taken;
     uint64_t snapshots_installed; /* full dumps received from a leader */
     uint64_t barriers;
+    uint64_t leader_changes;   /* times the known leader changed */
+    rglue_histogram commit_us; /* leader: entry formed -> applied */
     bool failed;            /* fail-stopped */
     char failure[256];
     size_t n_members;

@@ -111,7 +111,24 @@ Test(http, metrics_reflect_the_member)
     cr_assert(strstr(r, "# TYPE gcsd_commands_processed_total counter\n") !=
               NULL);
     cr_assert(strstr(r, "\ngcsd_ready 1\n") != NULL, "%s", r);
-    const char *p = strstr(r, "\ngcsd_commands_processed_total ");
+    const char *p;
+    /* Latency histograms: 5 SETs applied (plus the leader's announcement),
+     * each counted once, buckets cumulative up to +Inf. */
+    cr_assert(strstr(r, "# TYPE gcsd_apply_duration_seconds histogram\n") !=
+              NULL);
+    p = strstr(r, "\ngcsd_apply_duration_seconds_count ");
+    cr_assert_not_null(p);
+    long long applies = atoll(p + strlen("\ngcsd_apply_duration_seconds_count "));
+    cr_assert_geq(applies, 1);
+    char inf[128];
+    snprintf(inf, sizeof inf, "\ngcsd_apply_duration_seconds_bucket{le=\"+Inf\"} "
+             "%lld\n", applies);
+    cr_assert(strstr(r, inf) != NULL, "%s", r);
+    p = strstr(r, "\ngcsd_raft_commit_duration_seconds_count ");
+    cr_assert_not_null(p);
+    cr_assert_geq(atoll(p + strlen("\ngcsd_raft_commit_duration_seconds_count ")), 1);
+    cr_assert(strstr(r, "\ngcsd_raft_leader_changes_total 1\n") != NULL, "%s", r);
+    p = strstr(r, "\ngcsd_commands_processed_total ");
     cr_assert_not_null(p);
     long long processed = atoll(p + strlen("\ngcsd_commands_processed_total "));
     cr_assert_geq(processed, 6);
