@@ -44,6 +44,9 @@ typedef struct config {
     int http_port;           /* health and metrics; 0 = off */
     uint64_t health_check_period_ms;      /* node heartbeat period */
     unsigned health_check_failure_threshold; /* periods missed: dead */
+    uint64_t pubsub_output_limit; /* unsent bytes past which a subscriber
+                                     is disconnected; 0: no limit */
+    unsigned watch_progress_ms;   /* GCS.WATCH progress notification period */
 } config;
 
 enum { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_EUSAGE = 2 };
