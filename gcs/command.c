@@ -10,6 +10,7 @@
 #include "gcs.pb-c.h"
 #include "log.h"
 #include "proxy.h"
+#include "pubsub.h"
 #include "rglue.h"
 
 /* ---- the table --------------------------------------------------------- */
@@ -38,6 +39,7 @@ static void tableInit(void)
         {actor_commands, actor_commands_count},
         {job_commands, job_commands_count},
         {pg_commands, pg_commands_count},
+        {pubsub_commands, pubsub_commands_count},
     };
     size_t total = 0;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
@@ -479,6 +481,13 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv)
     }
     if (!(c->flags & CLIENT_AUTHENTICATED) && !(cmd->flags & CMD_NOAUTH)) {
         resp_add_error(client_reply(c), "NOAUTH Authentication required.");
+        srv->stats.commands_failed++;
+        return DISPATCH_DONE;
+    }
+    if (!(cmd->flags & CMD_SUBSCRIBED_OK) && pubsub_client_subscribed(c)) {
+        resp_add_errorf(client_reply(c), "ERR Can't execute '%s': only "
+                        "(P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
+                        "RESET are allowed in this context", cmd->name);
         srv->stats.commands_failed++;
         return DISPATCH_DONE;
     }

@@ -33,6 +33,7 @@ enum {
     CMD_ENVELOPE = 1 << 8, /* GCS.FWD: a command forwarded by a member */
     CMD_LEADER = 1 << 7,   /* local command that must run on the leader (a
                               follower forwards it), e.g. NODE.HEARTBEAT */
+    CMD_SUBSCRIBED_OK = 1 << 9, /* allowed in subscribed mode */
 };
 
 typedef struct command command;
@@ -161,5 +162,7 @@ extern const command job_commands[];
 extern const size_t job_commands_count;
 extern const command pg_commands[];
 extern const size_t pg_commands_count;
+extern const command pubsub_commands[];
+extern const size_t pubsub_commands_count;
 
 #endif /* GCS_COMMAND_H */

@@ -18,8 +18,8 @@ enum {
     OPT_MAXCLIENTS, OPT_MAX_BULK, OPT_MAX_ARGS, OPT_MAP_SIZE, OPT_ELECTION,
     OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_JOIN, OPT_REDIRECT,
     OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HTTP_PORT, OPT_SNAPSHOT_TRAILING,
-    OPT_HEALTH_PERIOD, OPT_HEALTH_THRESHOLD, OPT_TEST_COMMANDS, OPT_HELP,
-    OPT_VERSION,
+    OPT_HEALTH_PERIOD, OPT_HEALTH_THRESHOLD, OPT_TEST_COMMANDS,
+    OPT_PUBSUB_LIMIT, OPT_WATCH_PROGRESS, OPT_HELP, OPT_VERSION,
 };
 
 /* One row per flag: the long name, its environment twin, and its help. */
@@ -87,6 +87,11 @@ static const option_doc docs[] = {
      "periods without a heartbeat before a node is dead (default 5)"},
     {OPT_TEST_COMMANDS, "enable-test-commands", "GCSD_ENABLE_TEST_COMMANDS",
      NULL, "allow RAFT.CUT, which fakes network partitions (tests only)"},
+    {OPT_PUBSUB_LIMIT, "pubsub-output-limit", "GCSD_PUBSUB_OUTPUT_LIMIT",
+     "BYTES", "disconnect a subscriber or watcher whose unsent output "
+     "passes this (default 32mb; 0: no limit)"},
+    {OPT_WATCH_PROGRESS, "watch-progress-ms", "GCSD_WATCH_PROGRESS_MS", "MS",
+     "period of GCS.WATCH progress notifications (default 1000)"},
     {OPT_HELP, "help", NULL, NULL, "show this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "show the version and exit"},
 };
@@ -332,6 +337,14 @@ static int applyOption(config *cfg, int code, const char *val,
             if (parseUnsigned(val, 3600000, &v) != 0 || v < 10) goto bad;
             cfg->health_check_period_ms = v;
             return 0;
+        case OPT_PUBSUB_LIMIT:
+            if (parseSize(val, &v) != 0) goto bad;
+            cfg->pubsub_output_limit = v;
+            return 0;
+        case OPT_WATCH_PROGRESS:
+            if (parseUnsigned(val, 3600000, &v) != 0 || v < 10) goto bad;
+            cfg->watch_progress_ms = (unsigned)v;
+            return 0;
         case OPT_HEALTH_THRESHOLD:
             if (parseUnsigned(val, 1000, &v) != 0 || v < 1) goto bad;
             cfg->health_check_failure_threshold = (unsigned)v;
@@ -365,6 +378,8 @@ static void setDefaults(config *cfg)
     /* Ray's health_check_period_ms and health_check_failure_threshold. */
     cfg->health_check_period_ms = 3000;
     cfg->health_check_failure_threshold = 5;
+    cfg->pubsub_output_limit = 32ULL * 1024 * 1024;
+    cfg->watch_progress_ms = 1000;
 }
 
 int config_load(config *cfg, int argc, char **argv)

@@ -45,6 +45,9 @@ typedef struct config {
     bool test_commands;      /* RAFT.CUT allowed */
     uint64_t health_check_period_ms;      /* node heartbeat period */
     unsigned health_check_failure_threshold; /* periods missed: dead */
+    uint64_t pubsub_output_limit; /* unsent bytes past which a subscriber
+                                     is disconnected; 0: no limit */
+    unsigned watch_progress_ms;   /* GCS.WATCH progress notification period */
 } config;
 
 enum { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_EUSAGE = 2 };

@@ -99,6 +99,14 @@ int fsm_encode_write(uint64_t origin, uint64_t request_id, size_t argc,
 int apply_emit(apply_ctx *a, const char *table, storage_slice key,
                fsm_event_kind kind, storage_slice value)
 {
+    return apply_emit_field(a, table, key, (storage_slice){"", 0}, kind,
+                            value);
+}
+
+int apply_emit_field(apply_ctx *a, const char *table, storage_slice key,
+                     storage_slice field, fsm_event_kind kind,
+                     storage_slice value)
+{
     if (a->n_events == a->cap_events) {
         size_t cap = a->cap_events ? 2 * a->cap_events : 16;
         fsm_event *ev = realloc(a->events, cap * sizeof *ev);
@@ -106,11 +114,14 @@ int apply_emit(apply_ctx *a, const char *table, storage_slice key,
         a->events = ev;
         a->cap_events = cap;
     }
-    /* Key and value share one allocation, freed after delivery. */
-    uint8_t *copy = malloc(key.len + value.len + 1);
+    /* Key, value and field share one allocation, freed after delivery. */
+    uint8_t *copy = malloc(key.len + value.len + field.len + 1);
     if (copy == NULL) return STORAGE_ENOMEM;
     if (key.len > 0) memcpy(copy, key.data, key.len);
     if (value.len > 0) memcpy(copy + key.len, value.data, value.len);
+    if (field.len > 0) {
+        memcpy(copy + key.len + value.len, field.data, field.len);
+    }
     a->events[a->n_events++] = (fsm_event){
         .revision = ++a->revision,
         .table = table,
@@ -119,7 +130,26 @@ int apply_emit(apply_ctx *a, const char *table, storage_slice key,
         .kind = kind,
         .value = copy + key.len,
         .value_len = value.len,
+        .field = copy + key.len + value.len,
+        .field_len = field.len,
     };
+    return 0;
+}
+
+int apply_publish(apply_ctx *a, storage_slice channel, storage_slice message,
+                  resp_buf *reply)
+{
+    int rc = apply_emit(a, "", channel, FSM_EVENT_MESSAGE, message);
+    if (rc != 0) return rc;
+    a->revision--; /* a message is not a change: it takes no revision */
+    a->events[a->n_events - 1].revision = 0;
+    size_t n = 0;
+    if (a->fsm != NULL && a->fsm->count_receivers != NULL) {
+        n = a->fsm->count_receivers(a->fsm->count_receivers_ctx, channel.data,
+                                    channel.len);
+    }
+    resp_add_integer(reply, (long long)n);
+    a->dedup_reply = ":0\r\n";
     return 0;
 }
 
@@ -142,6 +172,8 @@ int fsm_event_encode(const fsm_event *ev, void **out, size_t *len)
                                             : GCS__CHANGE_EVENT__KIND__PUT;
     msg.value.data = (uint8_t *)ev->value;
     msg.value.len = ev->value_len;
+    msg.field.data = (uint8_t *)ev->field;
+    msg.field.len = ev->field_len;
     size_t n = gcs__change_event__get_packed_size(&msg);
     uint8_t *buf = malloc(n > 0 ? n : 1);
     if (buf == NULL) return -1;
@@ -364,6 +396,135 @@ int fsm_set_member_address(storage_txn *t, uint64_t id, storage_slice addr)
     return storage_table_put(t, FSM_SYSTEM_TABLE, k, addr, NULL);
 }
 
+/* ---- the changelog (see fsm.h) ------------------------------------------- */
+
+int fsm_changelog_info_get(storage_txn *t, fsm_changelog_info *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = storage_meta_get(t, FSM_META_REVISION, &out->newest);
+    if (rc == 0) rc = storage_meta_get(t, FSM_META_CHANGELOG_OLDEST,
+                                       &out->oldest);
+    if (rc == 0) rc = storage_meta_get(t, FSM_META_CHANGELOG_BYTES,
+                                       &out->bytes);
+    if (rc == 0) rc = storage_meta_get(t, FSM_META_CHANGELOG_MAX_EVENTS,
+                                       &out->max_events);
+    if (rc == 0) rc = storage_meta_get(t, FSM_META_CHANGELOG_MAX_BYTES,
+                                       &out->max_bytes);
+    if (out->oldest == 0) out->oldest = out->newest + 1; /* nothing kept */
+    if (out->max_events == 0) out->max_events = FSM_CHANGELOG_MAX_EVENTS;
+    if (out->max_bytes == 0) out->max_bytes = FSM_CHANGELOG_MAX_BYTES;
+    return rc;
+}
+
+/* Drop the oldest records past the window. @newest is the last revision
+ * written in this transaction. */
+static int changelogTrim(storage_txn *t, uint64_t newest)
+{
+    fsm_changelog_info ci;
+    int rc = storage_meta_get(t, FSM_META_CHANGELOG_OLDEST, &ci.oldest);
+    if (rc != 0 || ci.oldest == 0) return rc;
+    if ((rc = storage_meta_get(t, FSM_META_CHANGELOG_BYTES, &ci.bytes)) ||
+        (rc = storage_meta_get(t, FSM_META_CHANGELOG_MAX_EVENTS,
+                               &ci.max_events)) ||
+        (rc = storage_meta_get(t, FSM_META_CHANGELOG_MAX_BYTES,
+                               &ci.max_bytes))) {
+        return rc;
+    }
+    if (ci.max_events == 0) ci.max_events = FSM_CHANGELOG_MAX_EVENTS;
+    if (ci.max_bytes == 0) ci.max_bytes = FSM_CHANGELOG_MAX_BYTES;
+    uint64_t oldest = ci.oldest, bytes = ci.bytes;
+    while (oldest <= newest &&
+           (newest - oldest + 1 > ci.max_events || bytes > ci.max_bytes)) {
+        uint8_t key[8];
+        putBe64(key, oldest);
+        storage_slice k = {key, sizeof key}, v;
+        bool found;
+        rc = storage_table_get(t, FSM_CHANGELOG_TABLE, k, &v, &found);
+        if (rc != 0) return rc;
+        if (found) {
+            bytes = v.len > bytes ? 0 : bytes - v.len;
+            rc = storage_table_delete(t, FSM_CHANGELOG_TABLE, k, NULL);
+            if (rc != 0) return rc;
+        }
+        oldest++;
+    }
+    if (oldest == ci.oldest) return 0;
+    rc = storage_meta_set(t, FSM_META_CHANGELOG_OLDEST, oldest);
+    if (rc == 0) rc = storage_meta_set(t, FSM_META_CHANGELOG_BYTES, bytes);
+    return rc;
+}
+
+/* Append the entry's change events to the changelog, then trim. */
+static int changelogAppend(apply_ctx *a)
+{
+    uint64_t added = 0, newest = 0;
+    for (size_t i = 0; i < a->n_events; i++) {
+        const fsm_event *ev = &a->events[i];
+        if (ev->revision == 0) continue; /* a PUBLISHed message */
+        void *buf;
+        size_t len;
+        if (fsm_event_encode(ev, &buf, &len) != 0) return STORAGE_ENOMEM;
+        uint8_t key[8];
+        putBe64(key, ev->revision);
+        storage_slice k = {key, sizeof key}, v = {buf, len};
+        int rc = storage_table_put(a->txn, FSM_CHANGELOG_TABLE, k, v, NULL);
+        free(buf);
+        if (rc != 0) return rc;
+        if (newest == 0) {
+            uint64_t oldest;
+            rc = storage_meta_get(a->txn, FSM_META_CHANGELOG_OLDEST, &oldest);
+            if (rc == 0 && oldest == 0) {
+                rc = storage_meta_set(a->txn, FSM_META_CHANGELOG_OLDEST,
+                                      ev->revision);
+            }
+            if (rc != 0) return rc;
+        }
+        added += len;
+        newest = ev->revision;
+    }
+    if (newest == 0) return 0;
+    uint64_t bytes;
+    int rc = storage_meta_get(a->txn, FSM_META_CHANGELOG_BYTES, &bytes);
+    if (rc == 0) rc = storage_meta_set(a->txn, FSM_META_CHANGELOG_BYTES,
+                                       bytes + added);
+    if (rc == 0) rc = changelogTrim(a->txn, newest);
+    return rc;
+}
+
+int fsm_changelog_set_window(apply_ctx *a, uint64_t max_events,
+                             uint64_t max_bytes)
+{
+    int rc = storage_meta_set(a->txn, FSM_META_CHANGELOG_MAX_EVENTS,
+                              max_events);
+    if (rc == 0) rc = storage_meta_set(a->txn, FSM_META_CHANGELOG_MAX_BYTES,
+                                       max_bytes);
+    if (rc == 0) rc = changelogTrim(a->txn, a->revision);
+    return rc;
+}
+
+typedef struct changelogVisit {
+    fsm_changelog_fn fn;
+    void *arg;
+} changelogVisit;
+
+static int visitChange(void *arg, storage_slice key, storage_slice value)
+{
+    changelogVisit *cv = arg;
+    if (key.len != 8) return STORAGE_ECORRUPT;
+    return cv->fn(cv->arg, getBe64(key.data), value);
+}
+
+int fsm_changelog_scan(storage_txn *t, uint64_t from, fsm_changelog_fn fn,
+                       void *arg)
+{
+    uint8_t key[8];
+    putBe64(key, from);
+    storage_slice prefix = {"", 0}, start = {key, sizeof key};
+    changelogVisit cv = {fn, arg};
+    return storage_table_scan(t, FSM_CHANGELOG_TABLE, prefix, start,
+                              visitChange, &cv);
+}
+
 static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
                     const rglue_cmd *cmds, size_t n, rglue_reply_fn reply,
                     void *token)
@@ -380,7 +541,7 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
     if (rc != 0) goto fail;
 
     apply_ctx a = {.txn = txn, .index = index, .time_ms = time_ms,
-                   .revision = f->revision};
+                   .fsm = f, .revision = f->revision};
     resp_buf replies;
     resp_buf_init(&replies);
     size_t stackEnds[64];
@@ -402,10 +563,15 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
             size_t start = replies.len;
             rc = msg->request_id != 0 ? dedupLookup(txn, msg, &replies) : 0;
             if (rc == 0) {
+                a.dedup_reply = NULL;
                 rc = applyCommand(&a, &fc, &replies);
                 if (rc == 0 && msg->request_id != 0) {
-                    rc = dedupRecord(txn, msg, time_ms, replies.data + start,
-                                     replies.len - start);
+                    /* What every member records must be the same. */
+                    const char *rec = a.dedup_reply ? a.dedup_reply
+                                                    : replies.data + start;
+                    size_t len = a.dedup_reply ? strlen(a.dedup_reply)
+                                               : replies.len - start;
+                    rc = dedupRecord(txn, msg, time_ms, rec, len);
                 }
             } else if (rc == 1) {
                 rc = 0;
@@ -417,6 +583,7 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
         ends[i] = replies.len;
     }
     rc = dedupTrim(txn, time_ms, n + 16);
+    if (rc == 0) rc = changelogAppend(&a);
     if (rc != 0) goto abort;
     rc = storage_meta_set(txn, STORAGE_META_APPLIED_INDEX, index);
     if (rc == 0 && a.revision != f->revision) {

@@ -19,16 +19,22 @@
 typedef enum fsm_event_kind {
     FSM_EVENT_PUT = 0,    /* the record was created or replaced */
     FSM_EVENT_DELETE = 1, /* the record was removed */
+    FSM_EVENT_MESSAGE = 2,/* PUBLISH: key is the channel, value the message;
+                             table "", revision 0 (a message changes no
+                             state and is not kept in the changelog) */
 } fsm_event_kind;
 
 typedef struct fsm_event {
     uint64_t revision;   /* +1 per event, identical on every replica */
-    const char *table;   /* static name: "NODE", "ACTOR", "JOB", ... */
+    const char *table;   /* static name: "NODE", "ACTOR", "JOB", ...;
+                            "" for FSM_EVENT_MESSAGE */
     const void *key;     /* the record's id */
     size_t key_len;
     fsm_event_kind kind;
     const void *value;   /* the record after the change; empty for DELETE */
     size_t value_len;
+    const void *field;   /* KEYSPACE hash field changes: the field */
+    size_t field_len;    /* 0: the change is of the whole key */
 } fsm_event;
 
 /* Receives the events of one applied entry, in revision order, after its
@@ -42,6 +48,10 @@ typedef struct fsm {
     storage *store;
     fsm_events_fn on_events; /* optional; set after fsm_open */
     void *on_events_ctx;
+    /* Optional: how many local subscribers PUBLISH on @channel reaches
+     * right now (pub/sub sets it). Only PUBLISH's reply depends on it. */
+    size_t (*count_receivers)(void *ctx, const void *channel, size_t len);
+    void *count_receivers_ctx;
     uint64_t revision;      /* mirrors the stored revision counter */
     storage_txn *read_txn;  /* cached between writes; see fsm_read_txn */
     uint64_t applied_index; /* mirrors the stored value */
@@ -63,11 +73,16 @@ typedef struct apply_ctx {
     storage_txn *txn;   /* the entry's write transaction */
     uint64_t index;     /* raft index of the entry */
     int64_t time_ms;    /* leader's clock when the entry was formed */
-    /* private to fsm.c and apply_emit */
+    /* private to fsm.c, apply_emit and apply_publish */
+    const struct fsm *fsm;
+    const char *dedup_reply; /* set by a command whose reply is local */
     uint64_t revision;  /* the last revision handed out */
     fsm_event *events;  /* this entry's events so far (owned by fsm.c) */
     size_t n_events, cap_events;
 } apply_ctx;
+
+/* Table name of change events of the Redis keyspace (strings, hashes). */
+#define FSM_TABLE_KEYSPACE "KEYSPACE"
 
 /* The meta counter holding the last revision handed out. */
 #define FSM_META_REVISION "revision"
@@ -80,6 +95,19 @@ typedef struct apply_ctx {
  * error reply must have emitted nothing. */
 int apply_emit(apply_ctx *a, const char *table, storage_slice key,
                fsm_event_kind kind, storage_slice value);
+
+/* PUBLISH inside apply: queue @message for @channel's subscribers (each
+ * member delivers it to its own, in log order, once the entry commits) and
+ * reply the number of subscribers on this member. That number is local, so
+ * the de-duplication table records ":0" instead: a retried PUBLISH answered
+ * from it says 0 (its message was delivered by the first attempt). */
+int apply_publish(apply_ctx *a, storage_slice channel, storage_slice message,
+                  resp_buf *reply);
+
+/* The same for one field of a keyspace hash (@field non-empty). */
+int apply_emit_field(apply_ctx *a, const char *table, storage_slice key,
+                     storage_slice field, fsm_event_kind kind,
+                     storage_slice value);
 
 /* Serialise @ev as a protobuf gcs.ChangeEvent into a malloc'd buffer (the
  * caller frees *out with free()). Returns 0 or -1 (out of memory). */
@@ -112,6 +140,48 @@ bool fsm_has_room(fsm *f, uint64_t bytes);
  * free(). Returns 0 or -1 (out of memory). */
 int fsm_encode_command(uint64_t request_id, size_t argc, const resp_arg *argv,
                        void **out, size_t *len);
+
+/* ---- the changelog ---------------------------------------------------------
+ *
+ * Every change event (revision > 0) is kept in record table
+ * FSM_CHANGELOG_TABLE, written in the transaction of the entry that made it:
+ * key = the revision, 8 bytes big-endian; value = the gcs.ChangeEvent bytes
+ * (fsm_event_encode). Revisions are contiguous, so the kept records are
+ * exactly oldest..revision. The window (FSM_CHANGELOG_MAX_EVENTS events and
+ * FSM_CHANGELOG_MAX_BYTES bytes of values by default) is a replicated
+ * setting: GCS.CHANGELOG.WINDOW changes it through the log, and apply trims
+ * the oldest records past it, so every member keeps the same records.
+ * FLUSHALL keeps the changelog (its deletions are in it). */
+#define FSM_CHANGELOG_TABLE (STORAGE_TABLE_MAX - 1)
+#define FSM_CHANGELOG_MAX_EVENTS 100000
+#define FSM_CHANGELOG_MAX_BYTES (64ULL * 1024 * 1024)
+#define FSM_META_CHANGELOG_OLDEST "changelog_oldest"
+#define FSM_META_CHANGELOG_BYTES "changelog_bytes"
+#define FSM_META_CHANGELOG_MAX_EVENTS "changelog_max_events"
+#define FSM_META_CHANGELOG_MAX_BYTES "changelog_max_bytes"
+
+typedef struct fsm_changelog_info {
+    uint64_t oldest;     /* oldest revision kept; newest + 1 when empty */
+    uint64_t newest;     /* the last revision handed out */
+    uint64_t bytes;      /* bytes of kept values */
+    uint64_t max_events; /* the window */
+    uint64_t max_bytes;
+} fsm_changelog_info;
+
+/* The changelog's bounds as seen by @t. 0 or a storage error. */
+int fsm_changelog_info_get(storage_txn *t, fsm_changelog_info *out);
+
+/* Inside an apply: set the window (0: the compiled-in default) and trim. */
+int fsm_changelog_set_window(apply_ctx *a, uint64_t max_events,
+                             uint64_t max_bytes);
+
+/* Visit the kept ChangeEvents from revision @from on, in order, as
+ * @fn(arg, revision, bytes); @fn returns 0 to go on, anything else stops
+ * (and is returned). Slices as in storage.h. */
+typedef int (*fsm_changelog_fn)(void *arg, uint64_t revision,
+                                storage_slice event);
+int fsm_changelog_scan(storage_txn *t, uint64_t from, fsm_changelog_fn fn,
+                       void *arg);
 
 /* The record table (storage.h) holding the state machine's own replicated
  * bookkeeping: request de-duplication and the member directory. */

@@ -20,6 +20,7 @@
 #include "proxy.h"
 #include "node_health.h"
 #include "pg_wait.h"
+#include "pubsub.h"
 #include "rglue.h"
 #include "server.h"
 
@@ -68,6 +69,15 @@ static void onRaftStopped(void *arg)
     uv_close((uv_handle_t *)&a->transfer_timer, NULL);
     uv_close((uv_handle_t *)&a->announce_timer, NULL);
     uv_close((uv_handle_t *)&a->join_timer, NULL);
+}
+
+/* fsm.on_events is one callback: hand each applied entry's events to every
+ * module that wants them. */
+static void onEvents(void *ctx, const fsm_event *ev, size_t n)
+{
+    app *a = ctx;
+    if (a->waits != NULL) pg_wait_on_events(a->waits, ev, n);
+    if (a->srv.pubsub != NULL) pubsub_on_events(a->srv.pubsub, ev, n);
 }
 
 static void onServerClosed(server *srv)
@@ -333,8 +343,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "gcsd: out of memory\n");
         return 1;
     }
-    a.state.on_events = pg_wait_on_events;
-    a.state.on_events_ctx = a.waits;
+    a.state.on_events = onEvents;
+    a.state.on_events_ctx = &a;
 
     /* Raft addresses: what peers dial (advertise) and what we listen on. */
     char raftAddr[300], raftBind[300];
@@ -390,6 +400,8 @@ int main(int argc, char **argv)
         fsm_close(&a.state);
         return 1;
     }
+    a.state.count_receivers = pubsub_count_receivers;
+    a.state.count_receivers_ctx = a.srv.pubsub;
     rc = rglue_start(&rc_cfg, &hooks, &a.raft, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "gcsd: cannot start the raft member: %s\n", err);

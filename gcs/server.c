@@ -11,6 +11,7 @@
 #include "command.h"
 #include "fsm.h"
 #include "log.h"
+#include "pubsub.h"
 #include "rglue.h"
 
 #define CLIENT_READ_CHUNK (16 * 1024)
@@ -300,7 +301,9 @@ static void serverFlush(server *srv)
 static void onBeforeSleep(uv_prepare_t *h)
 {
     server *srv = h->data;
+    pubsub_before_flush(srv->pubsub);
     serverFlush(srv);
+    pubsub_after_flush(srv->pubsub);
     fsm_end_reads(srv->fsm);
 }
 
@@ -463,6 +466,7 @@ static void clientClose(client *c)
     if (c->flags & CLIENT_CLOSING) return;
     server *srv = c->srv;
     c->flags |= CLIENT_CLOSING;
+    pubsub_client_gone(srv->pubsub, c);
     /* Outstanding writes and reads may still complete: detach their slots. */
     reply_slot *s = c->slots_head;
     while (s != NULL) {
@@ -497,6 +501,11 @@ static void clientClose(client *c)
         c->flags &= ~(unsigned)CLIENT_PENDING_FLUSH;
     }
     uv_close((uv_handle_t *)&c->tcp, onClientClosed);
+}
+
+void client_kill(client *c)
+{
+    clientClose(c);
 }
 
 static const char deniedMsg[] =
@@ -576,6 +585,10 @@ int server_start(server *srv, uv_loop_t *loop, const config *cfg,
     srv->fsm = f;
     srv->raft = raft;
     srv->start_ms = server_now_ms();
+    if (pubsub_create(srv, &srv->pubsub) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     unsigned char rnd[20] = {0};
     uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL); /* zeros on failure */
     for (int i = 0; i < 20; i++) {
@@ -614,8 +627,11 @@ err:
 static void onServerHandleClosed(uv_handle_t *h)
 {
     server *srv = h->data;
-    if (--srv->closing_handles == 0 && srv->close_cb != NULL) {
-        srv->close_cb(srv);
+    if (--srv->closing_handles == 0) {
+        srv->fsm->count_receivers = NULL;
+        pubsub_close(srv->pubsub);
+        srv->pubsub = NULL;
+        if (srv->close_cb != NULL) srv->close_cb(srv);
     }
 }
 

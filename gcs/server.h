@@ -27,6 +27,8 @@ struct rglue;
 struct proxy;
 struct node_health;
 struct pg_wait;
+struct pubsub;
+typedef struct ps_client ps_client; /* pubsub.c's per-client record */
 
 /* A reply that is not ready yet, in a client's queue of outstanding replies.
  * Owned by the queue; when the client goes away first, its slots are
@@ -84,6 +86,8 @@ struct client {
     reply_slot *slots_head, *slots_tail;
     size_t n_slots;
 
+    ps_client *ps;          /* subscriptions (pubsub.c); NULL: none */
+
     client *prev, *next;    /* all clients */
     client *flush_next;     /* clients with output to flush */
     client *resume_next;    /* paused clients whose replies all arrived */
@@ -109,6 +113,7 @@ struct server {
     uint64_t next_request_id;
     struct node_health *node_health; /* NODE.HEARTBEAT's memory; NULL: none */
     struct pg_wait *pg_waits;        /* clients blocked in PG.WAIT; NULL: none */
+    struct pubsub *pubsub;           /* subscribers (owned; server_start) */
     uv_tcp_t listener;
     uv_prepare_t before_sleep;
     uv_check_t resume;
@@ -162,6 +167,10 @@ void client_slot_abort(reply_slot *slot);
 
 /* Close after the pending replies are written (QUIT, protocol errors). */
 void client_close_after_reply(client *c);
+
+/* Close @c now (pending output is dropped): a subscriber over its output
+ * limit. Its memory is freed once libuv closed the handle. */
+void client_kill(client *c);
 
 /* Wall clock in Unix milliseconds. */
 int64_t server_now_ms(void);

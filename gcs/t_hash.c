@@ -176,6 +176,11 @@ static int hsetApply(apply_ctx *a, size_t argc, const resp_arg *argv,
         bool isNew;
         rc = storage_hash_set(a->txn, key, arg_slice(&argv[i]),
                               arg_slice(&argv[i + 1]), &isNew);
+        if (rc == 0) {
+            rc = apply_emit_field(a, FSM_TABLE_KEYSPACE, key,
+                                  arg_slice(&argv[i]), FSM_EVENT_PUT,
+                                  arg_slice(&argv[i + 1]));
+        }
         if (rc != 0) return rc;
         created += isNew;
     }
@@ -202,6 +207,11 @@ static int hsetnxApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     }
     rc = storage_hash_set(a->txn, arg_slice(&argv[1]), arg_slice(&argv[2]),
                           arg_slice(&argv[3]), NULL);
+    if (rc == 0) {
+        rc = apply_emit_field(a, FSM_TABLE_KEYSPACE, arg_slice(&argv[1]),
+                              arg_slice(&argv[2]), FSM_EVENT_PUT,
+                              arg_slice(&argv[3]));
+    }
     if (rc != 0) return rc;
     resp_add_integer(reply, 1);
     return 0;
@@ -222,6 +232,11 @@ static int hdelApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     for (size_t i = 2; i < argc && type == STORAGE_TYPE_HASH; i++) {
         bool gone;
         rc = storage_hash_delete(a->txn, key, arg_slice(&argv[i]), &gone);
+        if (rc == 0 && gone) {
+            rc = apply_emit_field(a, FSM_TABLE_KEYSPACE, key,
+                                  arg_slice(&argv[i]), FSM_EVENT_DELETE,
+                                  (storage_slice){"", 0});
+        }
         if (rc != 0) return rc;
         deleted += gone;
     }
@@ -265,6 +280,11 @@ static int hincrbyApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     int n = snprintf(digits, sizeof digits, "%lld", value);
     rc = storage_hash_set(a->txn, arg_slice(&argv[1]), arg_slice(&argv[2]),
                           (storage_slice){digits, (size_t)n}, NULL);
+    if (rc == 0) {
+        rc = apply_emit_field(a, FSM_TABLE_KEYSPACE, arg_slice(&argv[1]),
+                              arg_slice(&argv[2]), FSM_EVENT_PUT,
+                              (storage_slice){digits, (size_t)n});
+    }
     if (rc == 0) resp_add_integer(reply, value);
     return rc;
 }

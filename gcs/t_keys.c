@@ -166,6 +166,10 @@ static int delApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     for (size_t i = 1; i < argc; i++) {
         bool gone;
         int rc = storage_key_delete(a->txn, arg_slice(&argv[i]), &gone);
+        if (rc == 0 && gone) {
+            rc = apply_emit(a, FSM_TABLE_KEYSPACE, arg_slice(&argv[i]),
+                            FSM_EVENT_DELETE, (storage_slice){"", 0});
+        }
         if (rc != 0) return rc;
         n += gone;
     }
@@ -183,11 +187,37 @@ static int flushCheck(size_t argc, const resp_arg *argv, resp_buf *err)
     return 0;
 }
 
+/* FLUSHALL's change events: a DELETE per key, collected before the flush
+ * (the scan's slices are not valid across writes). */
+static int collectFlushed(void *arg, storage_slice key, storage_type type)
+{
+    (void)type;
+    resp_buf *keys = arg;
+    uint32_t len = (uint32_t)key.len;
+    resp_add_raw(keys, &len, sizeof len);
+    resp_add_raw(keys, key.data, key.len);
+    return 0;
+}
+
 static int flushApply(apply_ctx *a, size_t argc, const resp_arg *argv,
                       resp_buf *reply)
 {
     if (flushCheck(argc, argv, reply) != 0) return 0;
-    int rc = storage_key_flush(a->txn);
+    resp_buf keys;
+    resp_buf_init(&keys);
+    uint64_t next;
+    int rc = storage_key_scan(a->txn, 0, 0, collectFlushed, &keys, &next);
+    for (size_t off = 0; rc == 0 && off < keys.len;) {
+        uint32_t len;
+        memcpy(&len, keys.data + off, sizeof len);
+        off += sizeof len;
+        rc = apply_emit(a, FSM_TABLE_KEYSPACE,
+                        (storage_slice){keys.data + off, len},
+                        FSM_EVENT_DELETE, (storage_slice){"", 0});
+        off += len;
+    }
+    resp_buf_free(&keys);
+    if (rc == 0) rc = storage_key_flush(a->txn);
     if (rc == 0) rc = table_flush(a);
     if (rc != 0) return rc;
     resp_add_status(reply, "OK");

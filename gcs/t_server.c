@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "pubsub.h"
 #include "glob.h"
 #include "log.h"
 #include "proxy.h"
@@ -27,7 +28,13 @@ static void pingCommand(client *c, size_t argc, const resp_arg *argv)
 {
     resp_buf *out = client_reply(c);
     if (argc > 2) reply_arity_error(out, "ping");
-    else if (argc == 2) resp_add_bulk(out, argv[1].ptr, argv[1].len);
+    else if (pubsub_client_subscribed(c)) {
+        /* Redis's shape in subscribed mode (RESP2). */
+        resp_add_array(out, 2);
+        resp_add_bulk(out, "pong", 4);
+        if (argc == 2) resp_add_bulk(out, argv[1].ptr, argv[1].len);
+        else resp_add_bulk(out, "", 0);
+    } else if (argc == 2) resp_add_bulk(out, argv[1].ptr, argv[1].len);
     else resp_add_status(out, "PONG");
 }
 
@@ -739,7 +746,7 @@ static void configCommand(client *c, size_t argc, const resp_arg *argv)
 }
 
 const command server_commands[] = {
-    {"ping", -1, CMD_FAST, pingCommand, NULL, NULL, 0, 0, 0, "connection",
+    {"ping", -1, CMD_FAST | CMD_SUBSCRIBED_OK, pingCommand, NULL, NULL, 0, 0, 0, "connection",
      "Returns the server's liveliness response."},
     {"echo", 2, CMD_FAST, echoCommand, NULL, NULL, 0, 0, 0, "connection",
      "Returns the given string."},
@@ -751,7 +758,7 @@ const command server_commands[] = {
      "connection", "Handshakes with the server (protocol 2 only)."},
     {"select", 2, CMD_FAST, selectCommand, NULL, NULL, 0, 0, 0, "connection",
      "Changes the selected database (only 0 exists)."},
-    {"quit", -1, CMD_NOAUTH | CMD_FAST, quitCommand, NULL, NULL, 0, 0, 0,
+    {"quit", -1, CMD_NOAUTH | CMD_FAST | CMD_SUBSCRIBED_OK, quitCommand, NULL, NULL, 0, 0, 0,
      "connection", "Closes the connection."},
     {"client", -2, 0, clientCommand, NULL, NULL, 0, 0, 0, "connection",
      "Inspects and names client connections."},

@@ -115,6 +115,10 @@ static int setApply(apply_ctx *a, size_t argc, const resp_arg *argv,
         return 0;
     }
     rc = storage_string_set(a->txn, key, arg_slice(&argv[2]));
+    if (rc == 0) {
+        rc = apply_emit(a, FSM_TABLE_KEYSPACE, key, FSM_EVENT_PUT,
+                        arg_slice(&argv[2]));
+    }
     if (rc != 0) return rc;
     if (!(flags & SET_GET)) resp_add_status(reply, "OK");
     return 0;
@@ -131,6 +135,10 @@ static int setnxApply(apply_ctx *a, size_t argc, const resp_arg *argv,
         return 0;
     }
     rc = storage_string_set(a->txn, arg_slice(&argv[1]), arg_slice(&argv[2]));
+    if (rc == 0) {
+        rc = apply_emit(a, FSM_TABLE_KEYSPACE, arg_slice(&argv[1]),
+                        FSM_EVENT_PUT, arg_slice(&argv[2]));
+    }
     if (rc != 0) return rc;
     resp_add_integer(reply, 1);
     return 0;
@@ -152,6 +160,10 @@ static int msetApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     for (size_t i = 1; i + 1 < argc; i += 2) {
         int rc = storage_string_set(a->txn, arg_slice(&argv[i]),
                                     arg_slice(&argv[i + 1]));
+        if (rc == 0) {
+            rc = apply_emit(a, FSM_TABLE_KEYSPACE, arg_slice(&argv[i]),
+                            FSM_EVENT_PUT, arg_slice(&argv[i + 1]));
+        }
         if (rc != 0) return rc;
     }
     resp_add_status(reply, "OK");
@@ -215,6 +227,10 @@ static int counterApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     char digits[24];
     int n = snprintf(digits, sizeof digits, "%lld", value);
     rc = storage_string_set(a->txn, key, (storage_slice){digits, (size_t)n});
+    if (rc == 0) {
+        rc = apply_emit(a, FSM_TABLE_KEYSPACE, key, FSM_EVENT_PUT,
+                        (storage_slice){digits, (size_t)n});
+    }
     if (rc == 0) resp_add_integer(reply, value);
     return rc;
 }
@@ -246,6 +262,7 @@ static int appendApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     memcpy(buf + oldLen, argv[2].ptr, argv[2].len);
     storage_slice v = {buf, total};
     rc = storage_string_set(a->txn, key, v);
+    if (rc == 0) rc = apply_emit(a, FSM_TABLE_KEYSPACE, key, FSM_EVENT_PUT, v);
     free(buf);
     if (rc != 0) return rc;
     resp_add_integer(reply, (long long)total);

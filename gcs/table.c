@@ -166,7 +166,7 @@ int table_flush(apply_ctx *a)
     }
     arena_free(&mem);
     return rc != 0 ? rc
-                   : storage_table_flush(a->txn, 1, FSM_SYSTEM_TABLE - 1);
+                   : storage_table_flush(a->txn, 1, FSM_CHANGELOG_TABLE - 1);
 }
 
 void *table_decode_arg(arena *mem, const ProtobufCMessageDescriptor *desc,

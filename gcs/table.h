@@ -51,8 +51,9 @@ enum {
     INDEX_PG_QUEUE_SLOT = 27,     /* [group id] -> its INDEX_PG_QUEUE key */
     INDEX_JOB_BY_DRIVER_NODE = 28,/* ref(driver's node id, job id), while the
                                      job is not dead */
-    /* 255 (FSM_SYSTEM_TABLE, fsm.h) holds gcsd's own records: not a table
-     * of the GCS, kept by FLUSHALL. */
+    /* 255 (FSM_SYSTEM_TABLE, fsm.h) holds gcsd's own records and 254
+     * (FSM_CHANGELOG_TABLE) the changelog: not tables of the GCS, kept by
+     * FLUSHALL. */
 };
 
 /* Names of the record tables in change events (Ray's TablePrefix names). */

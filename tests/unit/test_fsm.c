@@ -417,3 +417,138 @@ Test(fsm, emitted_events_get_revisions_and_encode)
     for (size_t i = 0; i < a.n_events; i++) free((void *)a.events[i].key);
     free(a.events);
 }
+
+/* ---- the changelog -------------------------------------------------------- */
+
+typedef struct seenLog {
+    uint64_t revs[64];
+    char keys[64][16];
+    int kinds[64];
+    size_t n;
+} seenLog;
+
+static int collectLog(void *arg, uint64_t revision, storage_slice event)
+{
+    seenLog *s = arg;
+    cr_assert_lt(s->n, 64);
+    Gcs__ChangeEvent *ev = gcs__change_event__unpack(NULL, event.len,
+                                                     event.data);
+    cr_assert_not_null(ev);
+    cr_assert_eq(ev->revision, revision);
+    s->revs[s->n] = revision;
+    snprintf(s->keys[s->n], sizeof s->keys[0], "%.*s", (int)ev->key.len,
+             (const char *)ev->key.data);
+    s->kinds[s->n] = ev->kind;
+    s->n++;
+    gcs__change_event__free_unpacked(ev, NULL);
+    return 0;
+}
+
+static void scanLog(env *e, uint64_t from, seenLog *s)
+{
+    memset(s, 0, sizeof *s);
+    storage_txn *t = fsm_read_txn(&e->f);
+    cr_assert_eq(fsm_changelog_scan(t, from, collectLog, s), 0);
+    fsm_end_reads(&e->f);
+}
+
+static fsm_changelog_info logInfo(env *e)
+{
+    fsm_changelog_info ci;
+    storage_txn *t = fsm_read_txn(&e->f);
+    cr_assert_eq(fsm_changelog_info_get(t, &ci), 0);
+    fsm_end_reads(&e->f);
+    return ci;
+}
+
+/* Keyspace writes emit change events that land in the changelog, in the
+ * entry's transaction, with contiguous revisions; PUBLISH takes none. */
+Test(fsm, changelog_records_keyspace_changes)
+{
+    env e;
+    envOpen(&e);
+    fsm_changelog_info ci = logInfo(&e);
+    cr_assert_eq(ci.newest, 0);
+    cr_assert_eq(ci.oldest, 1, "empty: oldest is newest + 1");
+    const char *const batch[] = {
+        "SET a 1", "PUBLISH ch m", "HSET h f 1 g 2", "INCR a", "HDEL h f x",
+        "DEL a nokey", "SET k v NX", "SET k w NX", "INCR k",
+    };
+    replies r;
+    applyLines(&e, 2, batch, sizeof batch / sizeof batch[0], &r);
+    cr_assert_str_eq(r.text[1], ":0\r\n");
+    seenLog s;
+    scanLog(&e, 1, &s);
+    /* SET a, HSET f, HSET g, INCR a, HDEL f, DEL a, SET k (NX): 7; the
+     * failed SET NX and INCR on "v" emit nothing. */
+    cr_assert_eq(s.n, 7);
+    for (size_t i = 0; i < s.n; i++) cr_assert_eq(s.revs[i], i + 1);
+    cr_assert_str_eq(s.keys[0], "a");
+    cr_assert_str_eq(s.keys[1], "h");
+    cr_assert_eq(s.kinds[4], GCS__CHANGE_EVENT__KIND__DELETE);
+    cr_assert_eq(s.kinds[5], GCS__CHANGE_EVENT__KIND__DELETE);
+    cr_assert_str_eq(s.keys[6], "k");
+    ci = logInfo(&e);
+    cr_assert_eq(ci.oldest, 1);
+    cr_assert_eq(ci.newest, 7);
+    cr_assert_eq(e.f.revision, 7);
+    /* FLUSHALL: a DELETE per key, and the changelog survives it. */
+    const char *const flush[] = {"FLUSHALL"};
+    applyLines(&e, 3, flush, 1, &r);
+    scanLog(&e, 8, &s);
+    cr_assert_eq(s.n, 2); /* h, k */
+    cr_assert_eq(s.kinds[0], GCS__CHANGE_EVENT__KIND__DELETE);
+    scanLog(&e, 1, &s);
+    cr_assert_eq(s.n, 9);
+    envClose(&e);
+}
+
+/* The window is replicated (GCS.CHANGELOG.WINDOW travels in the log) and
+ * trimming is part of apply: the oldest records go first, by count and by
+ * bytes, and two stores fed the same log keep the same records. */
+Test(fsm, changelog_window_trims_deterministically)
+{
+    env e, e2;
+    envOpen(&e);
+    envOpen(&e2);
+    const char *const win[] = {"GCS.CHANGELOG.WINDOW 5 0"};
+    replies r;
+    applyLines(&e, 2, win, 1, &r);
+    cr_assert_str_eq(r.text[0], "+OK\r\n");
+    applyLines(&e2, 2, win, 1, &r);
+    char lines[12][32];
+    const char *ptrs[12];
+    for (int i = 0; i < 12; i++) {
+        snprintf(lines[i], sizeof lines[i], "SET k%d v%d", i, i);
+        ptrs[i] = lines[i];
+    }
+    applyLines(&e, 3, ptrs, 12, &r);
+    applyLines(&e2, 3, ptrs, 12, &r);
+    fsm_changelog_info ci = logInfo(&e);
+    cr_assert_eq(ci.newest, 12);
+    cr_assert_eq(ci.oldest, 8);
+    cr_assert_eq(ci.max_events, 5);
+    seenLog s, s2;
+    scanLog(&e, 1, &s);
+    scanLog(&e2, 1, &s2);
+    cr_assert_eq(s.n, 5);
+    cr_assert_eq(s.revs[0], 8);
+    cr_assert_eq(s2.n, 5);
+    cr_assert_eq(s2.revs[0], 8);
+    /* A byte bound: each record here is about 16 bytes. */
+    const char *const bytes[] = {"GCS.CHANGELOG.WINDOW 0 40"};
+    applyLines(&e, 4, bytes, 1, &r);
+    ci = logInfo(&e);
+    cr_assert_leq(ci.bytes, 40);
+    cr_assert_gt(ci.bytes, 0);
+    scanLog(&e, 1, &s);
+    cr_assert_eq(s.revs[0], ci.oldest);
+    cr_assert_eq(s.revs[s.n - 1], 12);
+    cr_assert_eq(ci.max_events, FSM_CHANGELOG_MAX_EVENTS, "0: the default");
+    const char *const bad[] = {"GCS.CHANGELOG.WINDOW x 1"};
+    applyLines(&e, 5, bad, 1, &r);
+    cr_assert_str_eq(r.text[0], "-ERR value is not an integer or out of "
+                                "range\r\n");
+    envClose(&e);
+    envClose(&e2);
+}
