@@ -12,6 +12,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "storage.h"
 #include "ctl_conn.h"
 #include "ctl_fields.h"
 #include "ctl_record.h"
@@ -711,6 +715,114 @@ static void memberCmd(int argc, char **argv)
     printOk(msg);
 }
 
+/* backup FILE: GCS.DUMP (linearizable, so it holds every acknowledged
+ * write) written to FILE through a temporary file and a rename. */
+static void backupCmd(int argc, char **argv)
+{
+    if (argc != 1) usageError("backup needs FILE");
+    const char *file = argv[0];
+    const char *dv[] = {"GCS.DUMP"};
+    redisReply *r = cmds(1, dv);
+    if (r->type != REDIS_REPLY_STRING) die("GCS.DUMP: unexpected reply");
+    uint64_t index;
+    if (storage_dump_applied_index(r->str, r->len, &index) != 0) {
+        die("the server sent a damaged dump");
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", file);
+    FILE *f = fopen(tmp, "wb");
+    if (f == NULL) die("cannot write %s: %s", tmp, strerror(errno));
+    bool ok = fwrite(r->str, 1, r->len, f) == r->len;
+    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, file) != 0) {
+        unlink(tmp);
+        die("cannot write %s: %s", file, strerror(errno));
+    }
+    if (jsonOut) {
+        printf("{\"file\":\"%s\",\"bytes\":%zu,\"applied_index\":%" PRIu64
+               "}\n", file, r->len, index);
+    } else {
+        printf("backup of %zu bytes (applied index %" PRIu64 ") written to %s\n",
+               r->len, index, file);
+    }
+    freeReplyObject(r);
+}
+
+static bool dirHasFiles(const char *dir)
+{
+    char path[8300];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* restore FILE --data-dir DIR: seed the state of a member of a NEW cluster.
+ * The applied index is reset to 0, so the new group's log (which starts at
+ * 1) applies on top of the restored state; seed every initial member with
+ * the same file, or seed one and let the others join. Never restore into a
+ * member of the cluster the backup came from: its log would apply twice. */
+static void restoreCmd(int argc, char **argv)
+{
+    const char *file = NULL, *dir = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) dir = argv[++i];
+        else if (file == NULL) file = argv[i];
+        else usageError("unexpected argument '%s'", argv[i]);
+    }
+    if (file == NULL || dir == NULL) usageError("restore needs FILE --data-dir DIR");
+    FILE *f = fopen(file, "rb");
+    if (f == NULL) die("cannot read %s: %s", file, strerror(errno));
+    ctl_buf data = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) ctl_buf_add(&data, chunk, n);
+    bool readErr = ferror(f);
+    fclose(f);
+    if (readErr) die("cannot read %s", file);
+    uint64_t index;
+    if (storage_dump_applied_index(data.p, data.n, &index) != 0) {
+        die("%s is not a gcsd backup, or it is damaged", file);
+    }
+    char state[4200], raftDir[4200];
+    snprintf(state, sizeof state, "%s/state", dir);
+    snprintf(raftDir, sizeof raftDir, "%s/raft", dir);
+    struct stat st;
+    if (dirHasFiles(state) || stat(raftDir, &st) == 0) {
+        die("%s already holds a member's data: restore only into a new, "
+            "empty data dir", dir);
+    }
+    if ((mkdir(dir, 0755) != 0 && errno != EEXIST) ||
+        (mkdir(state, 0755) != 0 && errno != EEXIST)) {
+        die("cannot create %s: %s", state, strerror(errno));
+    }
+    storage *s;
+    char err[512];
+    if (storage_open(state, NULL, &s, err, sizeof err) != 0) {
+        die("cannot open %s: %s", state, err);
+    }
+    int rc = storage_load_dump(s, data.p, data.n);
+    storage_txn *t = NULL;
+    if (rc == 0) rc = storage_begin(s, true, &t);
+    if (rc == 0) rc = storage_meta_set(t, STORAGE_META_APPLIED_INDEX, 0);
+    if (rc == 0) {
+        rc = storage_commit(t);
+    } else if (t != NULL) {
+        storage_abort(t);
+    }
+    if (rc == 0) rc = storage_sync(s);
+    storage_close(s);
+    free(data.p);
+    if (rc != 0) die("cannot restore into %s: %s", state, storage_strerror(rc));
+    if (jsonOut) {
+        printf("{\"data_dir\":\"%s\",\"backup_applied_index\":%" PRIu64 "}\n",
+               dir, index);
+    } else {
+        printf("%s seeded from %s (taken at applied index %" PRIu64 "); start "
+               "gcsd on it as a member of a new cluster\n", dir, file, index);
+    }
+}
+
 static void leaderCmd(int argc, char **argv)
 {
     opts o;
@@ -1059,10 +1171,11 @@ static const char mainUsage[] =
     "                                       what a Ray head stored in hashes\n"
     "  member add ID HOST:RAFTPORT | remove ID\n"
     "  leader transfer [ID]\n"
+    "  backup FILE                          a consistent copy of the state\n"
+    "  restore FILE --data-dir DIR          seed a new cluster's member\n"
     "\n"
     "Exit codes: 0 success, 1 error, 2 usage.\n"
-    "Not available (the server has no command for them yet): watch, backup,\n"
-    "restore.\n";
+    "Not available yet: watch (use GCS.WATCH from a client library).\n";
 
 typedef struct command {
     const char *name;
@@ -1112,6 +1225,16 @@ static const command commands[] = {
      "       gcsctl member remove ID\n"
      "RAFT.ADD / RAFT.REMOVE through any member (forwarded to the leader).\n"
      "A new member joins as a non-voter and becomes a voter once caught up.\n"},
+    {"backup",
+     "Usage: gcsctl backup FILE\n"
+     "GCS.DUMP through any member (a linearizable read, so the copy holds\n"
+     "every acknowledged write), written to FILE (via FILE.tmp, fsynced).\n"},
+    {"restore",
+     "Usage: gcsctl restore FILE --data-dir DIR\n"
+     "Seeds DIR (new and empty) with the backup for a member of a NEW\n"
+     "cluster: start every initial member from the same file (or one, and\n"
+     "let the others --join). Runs offline; needs no server. Never restore\n"
+     "into a member of the cluster the backup came from.\n"},
     {"leader",
      "Usage: gcsctl leader transfer [ID]\n"
      "RAFT.TRANSFER: hands leadership to member ID (default: the most\n"
@@ -1165,10 +1288,9 @@ int main(int argc, char **argv)
         char name[128];
         snprintf(name, sizeof name, "%s", rest[0]);
         free(rest);
-        if (strcmp(name, "watch") == 0 || strcmp(name, "backup") == 0 ||
-            strcmp(name, "restore") == 0) {
-            usageError("'%s' is not available: the server has no command for "
-                       "it yet", name);
+        if (strcmp(name, "watch") == 0) {
+            usageError("'%s' is not available in gcsctl yet (GCS.WATCH works "
+                       "from any Redis client library)", name);
         }
         usageError("unknown command '%s'", name);
     }
@@ -1197,6 +1319,11 @@ int main(int argc, char **argv)
             usageError("%s needs list or get", c->name);
         }
     }
+    if (strcmp(c->name, "restore") == 0) {
+        restoreCmd(sargc, sargv);
+        free(rest);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     connectOrDie(host, (int)port);
     if (t != NULL) {
         if (strcmp(sargv[0], "list") == 0) tableList(t, sargc - 1, sargv + 1);
@@ -1209,6 +1336,8 @@ int main(int argc, char **argv)
         memberCmd(sargc, sargv);
     } else if (strcmp(c->name, "leader") == 0) {
         leaderCmd(sargc, sargv);
+    } else if (strcmp(c->name, "backup") == 0) {
+        backupCmd(sargc, sargv);
     }
     free(rest);
     ctl_conn_close(&conn);

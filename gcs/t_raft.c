@@ -219,6 +219,22 @@ static void cutCommand(client *c, size_t argc, const resp_arg *argv)
     else resp_add_status(client_reply(c), "OK");
 }
 
+/* GCS.DUMP: the whole state as one consistent dump (storage_dump's format,
+ * checksummed), for backups. A read: linearizable like any other. */
+static void dumpRead(storage_txn *t, size_t argc, const resp_arg *argv,
+                     resp_buf *out)
+{
+    void *buf;
+    size_t len;
+    int rc = storage_dump(t, &buf, &len);
+    if (rc != 0) {
+        reply_storage_error(out, rc);
+        return;
+    }
+    resp_add_bulk(out, buf, len);
+    free(buf);
+}
+
 static void readonlyCommand(client *c, size_t argc, const resp_arg *argv)
 {
     c->flags |= CLIENT_READONLY;
@@ -276,6 +292,9 @@ const command raft_commands[] = {
      NULL, 0, 0, 0, "cluster", "Hands leadership to another voter."},
     {"raft.cut", -1, CMD_ADMIN, cutCommand, NULL, NULL, 0, 0, 0, "cluster",
      "Testing only: fakes a partition from the given members."},
+    {"gcs.dump", 1, CMD_READ | CMD_ADMIN, NULL, NULL, NULL, 0, 0, 0,
+     "server", "A consistent copy of the whole state, for backups.",
+     dumpRead},
     {"readonly", 1, CMD_FAST, readonlyCommand, NULL, NULL, 0, 0, 0,
      "cluster", "Serves this connection's reads from the local replica, "
      "possibly stale."},
