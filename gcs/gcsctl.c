@@ -14,7 +14,9 @@
 
 #include <errno.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "gcs.pb-c.h"
 #include "storage.h"
 #include "ctl_conn.h"
 #include "ctl_fields.h"
@@ -715,6 +717,125 @@ static void memberCmd(int argc, char **argv)
     printOk(msg);
 }
 
+/* One event as a line (or a JSON object). */
+static void printEvent(const Gcs__ChangeEvent *ev)
+{
+    ctl_fields f = {0};
+    ctl_fields_u64(&f, "revision", ev->revision);
+    ctl_fields_str(&f, "table", ev->table ? ev->table : "");
+    ctl_fields_str(&f, "kind", ev->kind == GCS__CHANGE_EVENT__KIND__DELETE
+                                   ? "DELETE"
+                                   : "PUT");
+    ctl_fields_bytes(&f, "key", ev->key.data, ev->key.len);
+    ctl_fields_bytes(&f, "field", ev->field.data, ev->field.len);
+    ctl_fields_bytes(&f, "value", ev->value.data, ev->value.len);
+    if (jsonOut) {
+        char *j = ctl_fields_json(&f);
+        printf("%s\n", j);
+        free(j);
+    } else {
+        /* revision table kind key [field] [value] */
+        for (size_t i = 0; i < f.n; i++) {
+            if ((i == 4 && ev->field.len == 0) ||
+                (i == 5 && ev->value.len == 0))
+                continue;
+            printf("%s%s", i ? " " : "", f.v[i].text);
+        }
+        printf("\n");
+    }
+    fflush(stdout);
+    ctl_fields_free(&f);
+}
+
+/* watch TABLE|all [--from REV] [--count N]: GCS.WATCH, one line per event;
+ * when the member goes away, resume on another one (FROM last+1). */
+static void watchCmd(int argc, char **argv, const char *host, int port)
+{
+    const char *table = NULL, *from = NULL;
+    long long count = -1;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) from = argv[++i];
+        else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
+            count = atoll(argv[++i]);
+        else if (table == NULL) table = argv[i];
+        else usageError("unexpected argument '%s'", argv[i]);
+    }
+    if (table == NULL) usageError("watch needs a table (or all)");
+    if (strcmp(table, "all") == 0) table = "*";
+    uint64_t next = from ? strtoull(from, NULL, 10) : 0;
+    /* Every member's client address, to resume on when one goes away. */
+    char addrs[16][256];
+    int naddr = 0;
+    snprintf(addrs[naddr++], sizeof addrs[0], "%s:%d", host, port);
+    const char *sv[] = {"RAFT.STATUS"};
+    redisReply *st = cmds(1, sv);
+    const redisReply *members = pairGet(st, "members");
+    for (size_t i = 0; members && i < members->elements && naddr < 16; i++) {
+        const char *a = pairStr(members->element[i], "client_address");
+        if (a != NULL && a[0] != '\0') snprintf(addrs[naddr++], 256, "%s", a);
+    }
+    freeReplyObject(st);
+    long long seen = 0;
+    int at = 0, failures = 0;
+    for (;;) {
+        char fromArg[32];
+        snprintf(fromArg, sizeof fromArg, "%" PRIu64, next);
+        const char *wv[] = {"GCS.WATCH", table, "FROM", fromArg};
+        int wc = next > 0 ? 4 : 2;
+        if (redisAppendCommandArgv(conn.c, wc, wv, NULL) != REDIS_OK) goto lost;
+        for (;;) {
+            redisReply *r = NULL;
+            if (redisGetReply(conn.c, (void **)&r) != REDIS_OK || r == NULL)
+                goto lost;
+            failures = 0;
+            if (r->type == REDIS_REPLY_ERROR) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "%s", r->str);
+                freeReplyObject(r);
+                die("GCS.WATCH: %s", msg);
+            }
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                r->element[1]->type == REDIS_REPLY_STRING &&
+                strcmp(r->element[1]->str, "__gcs__:watch") == 0 &&
+                strcmp(r->element[0]->str, "message") == 0) {
+                Gcs__ChangeEvent *ev = gcs__change_event__unpack(
+                    NULL, r->element[2]->len,
+                    (const uint8_t *)r->element[2]->str);
+                if (ev != NULL) {
+                    printEvent(ev);
+                    next = ev->revision + 1;
+                    gcs__change_event__free_unpacked(ev, NULL);
+                    if (count >= 0 && ++seen >= count) {
+                        freeReplyObject(r);
+                        return;
+                    }
+                }
+            }
+            freeReplyObject(r);
+        }
+    lost:
+        /* Resume on the next member, from the revision after the last one
+         * printed: no event twice, none lost. */
+        if (++failures > 50) die("lost the watch and no member answers");
+        ctl_conn_close(&conn);
+        for (int tries = 0; tries < naddr; tries++) {
+            at = (at + 1) % naddr;
+            char h[256];
+            int p;
+            if (ctl_split_addr(addrs[at], h, sizeof h, &p) &&
+                ctl_conn_open(&conn, h, p, password, 2000)) {
+                fprintf(stderr, "gcsctl: watch resumes on %s from revision "
+                        "%" PRIu64 "\n", addrs[at], next);
+                break;
+            }
+        }
+        if (conn.c == NULL) {
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 /* backup FILE: GCS.DUMP (linearizable, so it holds every acknowledged
  * write) written to FILE through a temporary file and a rename. */
 static void backupCmd(int argc, char **argv)
@@ -1171,11 +1292,13 @@ static const char mainUsage[] =
     "                                       what a Ray head stored in hashes\n"
     "  member add ID HOST:RAFTPORT | remove ID\n"
     "  leader transfer [ID]\n"
+    "  watch TABLE|all [--from REV] [--count N]\n"
+    "                                       follow changes, resuming on\n"
+    "                                       another member after a failure\n"
     "  backup FILE                          a consistent copy of the state\n"
     "  restore FILE --data-dir DIR          seed a new cluster's member\n"
     "\n"
-    "Exit codes: 0 success, 1 error, 2 usage.\n"
-    "Not available yet: watch (use GCS.WATCH from a client library).\n";
+    "Exit codes: 0 success, 1 error, 2 usage.\n";
 
 typedef struct command {
     const char *name;
@@ -1225,6 +1348,13 @@ static const command commands[] = {
      "       gcsctl member remove ID\n"
      "RAFT.ADD / RAFT.REMOVE through any member (forwarded to the leader).\n"
      "A new member joins as a non-voter and becomes a voter once caught up.\n"},
+    {"watch",
+     "Usage: gcsctl watch TABLE|all [--from REV] [--count N]\n"
+     "GCS.WATCH: one line per change event (revision, table, PUT|DELETE, key,\n"
+     "value), the backlog from REV first. When the member goes away, it\n"
+     "resumes on another member from the revision after the last one shown.\n"
+     "TABLE: NODE, ACTOR, JOB, PLACEMENT_GROUP, KEYSPACE. --count N: stop\n"
+     "after N events.\n"},
     {"backup",
      "Usage: gcsctl backup FILE\n"
      "GCS.DUMP through any member (a linearizable read, so the copy holds\n"
@@ -1288,10 +1418,6 @@ int main(int argc, char **argv)
         char name[128];
         snprintf(name, sizeof name, "%s", rest[0]);
         free(rest);
-        if (strcmp(name, "watch") == 0) {
-            usageError("'%s' is not available in gcsctl yet (GCS.WATCH works "
-                       "from any Redis client library)", name);
-        }
         usageError("unknown command '%s'", name);
     }
     progCmd = c->name;
@@ -1338,6 +1464,8 @@ int main(int argc, char **argv)
         leaderCmd(sargc, sargv);
     } else if (strcmp(c->name, "backup") == 0) {
         backupCmd(sargc, sargv);
+    } else if (strcmp(c->name, "watch") == 0) {
+        watchCmd(sargc, sargv, host, (int)port);
     }
     free(rest);
     ctl_conn_close(&conn);

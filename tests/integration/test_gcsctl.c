@@ -197,7 +197,8 @@ Test(gcsctl, help_and_usage)
     EXPECT_RUN(0, "--help");
     EXPECT_OUT_HAS("Usage: gcsctl [-h HOST] [-p PORT] [-a PASSWORD] [--json]");
     const char *cmds[] = {"status", "nodes", "actors", "jobs", "pgs",
-                          "ray", "member", "leader", "backup", "restore"};
+                          "ray", "member", "leader", "backup", "restore",
+                          "watch"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         EXPECT_RUN(0, "%s --help", cmds[i]);
         char want[64];
@@ -208,8 +209,8 @@ Test(gcsctl, help_and_usage)
     EXPECT_ERR_HAS("Usage: gcsctl");
     EXPECT_RUN(2, "frobnicate");
     EXPECT_ERR_HAS("gcsctl: unknown command 'frobnicate'");
-    EXPECT_RUN(2, "watch all");
-    EXPECT_ERR_HAS("'watch' is not available in gcsctl yet");
+    EXPECT_RUN(2, "-p %d watch", srv.port);
+    EXPECT_ERR_HAS("watch needs a table");
     EXPECT_RUN(2, "restore /tmp/x");
     EXPECT_ERR_HAS("restore needs FILE --data-dir DIR");
     EXPECT_RUN(2, "-p %d nodes", srv.port);
@@ -700,4 +701,89 @@ Test(gcsctl, backup_then_restore)
     harness_stop(&fresh, SIGTERM);
     harness_cleanup(&fresh);
     unlink(file);
+}
+
+/* gcsctl watch follows a follower; when that member is killed it resumes on
+ * another one from the revision after the last it showed: every change
+ * once, in order, none missing. */
+Test(gcsctl_cluster, watch_resumes_after_a_member_dies, .timeout = 120)
+{
+    cluster_start(&cl, 3, "");
+    int leader = cluster_wait_leader(&cl, 10000);
+    int f = (leader + 1) % 3;
+    redisContext *c = cluster_connect(&cl, leader);
+    for (int i = 1; i <= 5; i++) freeReplyObject(harness_cmd(c, "SET x%d %d", i, i));
+    /* Followers announce their addresses a moment after start. */
+    long long deadline = harness_now_ms() + 15000;
+    for (;;) {
+        redisReply *st = harness_cmd(c, "RAFT.STATUS");
+        const redisReply *m = harness_pair_get(st, "members");
+        size_t known = 0;
+        for (size_t i = 0; m && i < m->elements; i++) {
+            const redisReply *a = harness_pair_get(m->element[i],
+                                                   "client_address");
+            if (a && a->type == REDIS_REPLY_STRING && a->len > 0) known++;
+        }
+        freeReplyObject(st);
+        if (known == 3) break;
+        cr_assert_lt(harness_now_ms(), deadline, "addresses not announced");
+        harness_poll_pause(50);
+    }
+    char out[128], cmdline[512];
+    snprintf(out, sizeof out, "/tmp/gcsctl-watch-%d.out", (int)getpid());
+    snprintf(cmdline, sizeof cmdline, "'%s' -p %d watch KEYSPACE --from 1 "
+             "--count 10 >%s 2>/dev/null & echo $!", getenv("GCSCTL_BIN"),
+             cl.m[f].port, out);
+    FILE *p = popen(cmdline, "r");
+    int pid = 0;
+    cr_assert(p != NULL && fscanf(p, "%d", &pid) == 1);
+    pclose(p);
+    /* Wait for the 5 backlog events, then kill the member it watches. */
+    deadline = harness_now_ms() + 15000;
+    for (;;) {
+        if (access(out, F_OK) != 0) { /* the shell has not opened it yet */
+            cr_assert_lt(harness_now_ms(), deadline, "gcsctl did not start");
+            harness_poll_pause(20);
+            continue;
+        }
+        char *text = slurp(out);
+        int lines = 0;
+        for (char *q = text; *q; q++) lines += *q == '\n';
+        free(text);
+        if (lines >= 5) break;
+        cr_assert_lt(harness_now_ms(), deadline, "no backlog from gcsctl");
+        harness_poll_pause(20);
+    }
+    cluster_kill(&cl, f, SIGKILL);
+    for (int i = 6; i <= 10; i++) freeReplyObject(harness_cmd(c, "SET x%d %d", i, i));
+    redisFree(c);
+    /* It is the shell's child, not ours: wait for it to go away (it stops
+     * by itself after --count events). */
+    deadline = harness_now_ms() + 30000;
+    while (kill(pid, 0) == 0) {
+        cr_assert_lt(harness_now_ms(), deadline, "gcsctl watch did not finish");
+        harness_poll_pause(50);
+    }
+    char *text = slurp(out);
+    unlink(out);
+    /* Lines "REV KEYSPACE PUT xI I", revisions consecutive. */
+    char *save = NULL;
+    long long prev = 0;
+    int i = 0;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        long long rev;
+        char key[32], val[32];
+        cr_assert_eq(sscanf(line, "%lld KEYSPACE PUT %31s %31s", &rev, key,
+                            val), 3, "line: %s", line);
+        i++;
+        char want[32];
+        snprintf(want, sizeof want, "x%d", i);
+        cr_assert_str_eq(key, want, "event %d: %s", i, line);
+        if (prev) cr_assert_eq(rev, prev + 1, "gap or repeat at %s", line);
+        prev = rev;
+    }
+    cr_assert_eq(i, 10);
+    free(text);
+    cluster_stop_all(&cl);
 }
