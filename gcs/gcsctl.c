@@ -711,8 +711,29 @@ static void memberCmd(int argc, char **argv)
         const char *av[] = {"RAFT.REMOVE", o.pos[1]};
         freeReplyObject(cmds(2, av));
         snprintf(msg, sizeof msg, "member %s removed", o.pos[1]);
+    } else if (o.npos >= 1 && strcmp(o.pos[0], "promote") == 0) {
+        /* RAFT.ADD of a member already in the configuration at its own
+         * address makes it a voter (once caught up). */
+        if (o.npos != 2) usageError("member promote needs <id>");
+        checkMemberId(o.pos[1]);
+        const char *sv[] = {"RAFT.STATUS"};
+        redisReply *st = cmds(1, sv);
+        const redisReply *members = pairGet(st, "members");
+        char addr[256] = "";
+        for (size_t i = 0; members && i < members->elements; i++) {
+            if (pairInt(members->element[i], "id") ==
+                strtoull(o.pos[1], NULL, 10)) {
+                snprintf(addr, sizeof addr, "%s",
+                         pairStr(members->element[i], "raft_address"));
+            }
+        }
+        freeReplyObject(st);
+        if (addr[0] == '\0') die("no member %s in the configuration", o.pos[1]);
+        const char *av[] = {"RAFT.ADD", o.pos[1], addr};
+        freeReplyObject(cmds(3, av));
+        snprintf(msg, sizeof msg, "member %s is a voter", o.pos[1]);
     } else {
-        usageError("member needs add or remove");
+        usageError("member needs add, remove or promote");
     }
     printOk(msg);
 }
@@ -1290,7 +1311,7 @@ static const char mainUsage[] =
     "  pgs    list [filters] | get ID|NAME  the placement group table\n"
     "  ray    namespaces | list NS TABLE | delete NS\n"
     "                                       what a Ray head stored in hashes\n"
-    "  member add ID HOST:RAFTPORT | remove ID\n"
+    "  member add ID HOST:RAFTPORT | remove ID | promote ID\n"
     "  leader transfer [ID]\n"
     "  watch TABLE|all [--from REV] [--count N]\n"
     "                                       follow changes, resuming on\n"
@@ -1346,6 +1367,7 @@ static const command commands[] = {
     {"member",
      "Usage: gcsctl member add ID HOST:RAFTPORT\n"
      "       gcsctl member remove ID\n"
+     "       gcsctl member promote ID\n"
      "RAFT.ADD / RAFT.REMOVE through any member (forwarded to the leader).\n"
      "A new member joins as a non-voter and becomes a voter once caught up.\n"},
     {"watch",

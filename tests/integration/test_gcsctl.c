@@ -599,6 +599,12 @@ Test(gcsctl_cluster, status_membership_transfer)
     EXPECT_RUN(1, "-p %d member add 9 127.0.0.1:%d", cl.m[leader].port,
                cl.m[other].raft_port);
     EXPECT_ERR_HAS("RAFT.ADD failed: ERR");
+    /* promote: a voter stays one; an unknown id is an error */
+    EXPECT_RUN(0, "-p %d member promote %u", cl.m[leader].port, oid);
+    snprintf(want, sizeof want, "member %u is a voter", oid);
+    EXPECT_OUT_HAS(want);
+    EXPECT_RUN(1, "-p %d member promote 9", cl.m[leader].port);
+    EXPECT_ERR_HAS("no member 9 in the configuration");
 
     /* two of three down: no quorum */
     int alive = follower; /* the leader now */
