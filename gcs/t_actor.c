@@ -646,23 +646,7 @@ static void getRead(storage_txn *t, size_t argc, const resp_arg *argv,
 static void getNamedRead(storage_txn *t, size_t argc, const resp_arg *argv,
                          resp_buf *out)
 {
-    if (argv[1].len + argv[2].len > TABLE_NAME_MAX) {
-        resp_add_null(out);
-        return;
-    }
-    arena mem;
-    arena_init(&mem);
-    storage_slice key = table_name_key(&mem, arg_slice(&argv[1]),
-                                       arg_slice(&argv[2])),
-                  id;
-    bool found = false;
-    int rc = key.data == NULL
-                 ? STORAGE_ENOMEM
-                 : storage_table_get(t, INDEX_ACTOR_NAME, key, &id, &found);
-    if (rc != 0) reply_storage_error(out, rc);
-    else if (!found) resp_add_null(out);
-    else table_reply_record(t, TABLE_ACTOR, id, out);
-    arena_free(&mem);
+    table_reply_named(t, INDEX_ACTOR_NAME, TABLE_ACTOR, &argv[1], &argv[2], out);
 }
 
 typedef struct actorList {

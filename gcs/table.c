@@ -498,3 +498,24 @@ bool table_id_arg_or_reply(const resp_arg *arg, size_t len, const char *what,
                     what, len, arg->len);
     return false;
 }
+
+void table_reply_named(storage_txn *t, unsigned index, unsigned table,
+                       const resp_arg *ns, const resp_arg *name,
+                       resp_buf *out)
+{
+    if (ns->len + name->len > TABLE_NAME_MAX) {
+        resp_add_null(out);
+        return;
+    }
+    arena mem;
+    arena_init(&mem);
+    storage_slice key = table_name_key(&mem, arg_slice(ns), arg_slice(name)),
+                  id;
+    bool found = false;
+    int rc = key.data == NULL ? STORAGE_ENOMEM
+                              : storage_table_get(t, index, key, &id, &found);
+    if (rc != 0) reply_storage_error(out, rc);
+    else if (!found) resp_add_null(out);
+    else table_reply_record(t, table, id, out);
+    arena_free(&mem);
+}

@@ -217,6 +217,12 @@ int table_collect_keys(storage_txn *t, arena *mem, unsigned table,
 void table_reply_record(storage_txn *t, unsigned table, storage_slice key,
                         resp_buf *out);
 
+/* Reply the record of @table whose id the name index @index holds for
+ * (@ns, @name) (ACTOR.GETNAMED, PG.GETNAMED), or nil. */
+void table_reply_named(storage_txn *t, unsigned index, unsigned table,
+                       const resp_arg *ns, const resp_arg *name,
+                       resp_buf *out);
+
 /* Reply the record @msg as a bulk string (encoded into @mem). Returns 0 or
  * STORAGE_ENOMEM. */
 int table_reply_message(arena *mem, const ProtobufCMessage *msg,
