@@ -1024,10 +1024,13 @@ Test(rglue, stop_with_pending_work_fires_each_callback_once,
     }
     readReq r;
     cr_assert_eq(readOn(x->g, &r), 0);
+    /* The loop iteration above may already have completed a few (a fast
+     * disk): what matters is that none completes inside rglue_stop. */
+    int doneBefore = n_done;
     W.in_api = true;
     rglue_stop(x->g, stopCb, x);
     W.in_api = false;
-    cr_assert_eq(n_done, 0, "callbacks fired inside rglue_stop");
+    cr_assert_eq(n_done, doneBefore, "callbacks fired inside rglue_stop");
     cr_assert_eq(rglue_propose(x->g, "x", 1, doneCb, &P[0]), RGLUE_ESHUTDOWN);
     cr_assert(runUntil(nodeStopped, x, 10000));
     cr_assert_eq(n_done, n_props);
