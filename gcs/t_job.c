@@ -197,32 +197,10 @@ static void getRead(storage_txn *t, size_t argc, const resp_arg *argv,
     table_reply_record(t, TABLE_JOB, arg_slice(&argv[1]), out);
 }
 
-static int listJob(void *arg, storage_slice key, storage_slice value)
-{
-    table_list *l = arg;
-    if (table_list_full(l, key)) return TABLE_LIST_STOP;
-    table_list_add(l, value);
-    return 0;
-}
-
 static void listRead(storage_txn *t, size_t argc, const resp_arg *argv,
                      resp_buf *out)
 {
-    table_list l;
-    table_list_init(&l);
-    for (size_t i = 1; i < argc;) {
-        int r = table_list_option(&l, argc, argv, &i, out);
-        if (r < 0) goto done;
-        if (r == 0) {
-            resp_add_error(out, ERR_SYNTAX);
-            goto done;
-        }
-    }
-    int rc = storage_table_scan(t, TABLE_JOB, (storage_slice){"", 0},
-                                table_list_from(&l), listJob, &l);
-    table_list_reply(&l, rc, out);
-done:
-    table_list_free(&l);
+    table_reply_list(t, TABLE_JOB, argc, argv, out);
 }
 
 const command job_commands[] = {

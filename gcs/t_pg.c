@@ -855,32 +855,10 @@ static void getNamedRead(storage_txn *t, size_t argc, const resp_arg *argv,
     table_reply_named(t, INDEX_PG_NAME, TABLE_PG, &argv[1], &argv[2], out);
 }
 
-static int listGroup(void *arg, storage_slice key, storage_slice value)
-{
-    table_list *l = arg;
-    if (table_list_full(l, key)) return TABLE_LIST_STOP;
-    table_list_add(l, value);
-    return 0;
-}
-
 static void listRead(storage_txn *t, size_t argc, const resp_arg *argv,
                      resp_buf *out)
 {
-    table_list l;
-    table_list_init(&l);
-    for (size_t i = 1; i < argc;) {
-        int r = table_list_option(&l, argc, argv, &i, out);
-        if (r < 0) goto done;
-        if (r == 0) {
-            resp_add_error(out, ERR_SYNTAX);
-            goto done;
-        }
-    }
-    int rc = storage_table_scan(t, TABLE_PG, (storage_slice){"", 0},
-                                table_list_from(&l), listGroup, &l);
-    table_list_reply(&l, rc, out);
-done:
-    table_list_free(&l);
+    table_reply_list(t, TABLE_PG, argc, argv, out);
 }
 
 const command pg_commands[] = {

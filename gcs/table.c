@@ -519,3 +519,31 @@ void table_reply_named(storage_txn *t, unsigned index, unsigned table,
     else table_reply_record(t, table, id, out);
     arena_free(&mem);
 }
+
+static int listAll(void *arg, storage_slice key, storage_slice value)
+{
+    table_list *l = arg;
+    if (table_list_full(l, key)) return TABLE_LIST_STOP;
+    table_list_add(l, value);
+    return 0;
+}
+
+void table_reply_list(storage_txn *t, unsigned table, size_t argc,
+                      const resp_arg *argv, resp_buf *out)
+{
+    table_list l;
+    table_list_init(&l);
+    for (size_t i = 1; i < argc;) {
+        int r = table_list_option(&l, argc, argv, &i, out);
+        if (r < 0) goto done;
+        if (r == 0) {
+            resp_add_error(out, ERR_SYNTAX);
+            goto done;
+        }
+    }
+    int rc = storage_table_scan(t, table, (storage_slice){"", 0},
+                                table_list_from(&l), listAll, &l);
+    table_list_reply(&l, rc, out);
+done:
+    table_list_free(&l);
+}

@@ -217,6 +217,11 @@ int table_collect_keys(storage_txn *t, arena *mem, unsigned table,
 void table_reply_record(storage_txn *t, unsigned table, storage_slice key,
                         resp_buf *out);
 
+/* A LIST command without filters (JOB.LIST, PG.LIST): argv[1..] are only
+ * CURSOR/COUNT options; reply one page of @table's records. */
+void table_reply_list(storage_txn *t, unsigned table, size_t argc,
+                      const resp_arg *argv, resp_buf *out);
+
 /* Reply the record of @table whose id the name index @index holds for
  * (@ns, @name) (ACTOR.GETNAMED, PG.GETNAMED), or nil. */
 void table_reply_named(storage_txn *t, unsigned index, unsigned table,
