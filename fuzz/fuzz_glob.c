@@ -16,8 +16,11 @@
  * must still match something, Redis's recursion limit makes the match fail;
  * the reference models that too.
  *
- * Every call must also be quick: more than 1 s for one call (patterns and
- * strings are at most a few KiB) aborts. */
+ * Every call must also be quick: more than 5 s for one call (patterns and
+ * strings are at most a few KiB) aborts. A call is O(pattern * string):
+ * well under that even with the fuzzer's comparison tracing on a loaded
+ * machine (1.2 s was seen there, for 1.5 KiB of classes against 1.2 KiB),
+ * while an exponential matcher takes far longer. */
 #include <ctype.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,7 +45,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The reference is not what is being fuzzed: keep the fuzzer's comparison
  * tracing (costly in its loops) out of it. */
+#if defined(__clang__)
 #define REFERENCE __attribute__((no_sanitize("coverage"), noinline))
+#else
+#define REFERENCE __attribute__((noinline))
+#endif
 
 #define MAX_NESTING 1000
 /* Caps after repeats: enough for 1000+ star groups and a string they match,
@@ -329,7 +336,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool got = glob_match(plen ? pat : NULL, plen, slen ? str : NULL,
                               slen, nocase);
         double took = now_s() - t0;
-        if (took > 1.0) {
+        if (took > 5.0) {
             fprintf(stderr, "fuzz_glob: glob_match took %.3f s "
                     "(pattern %zu bytes, string %zu bytes)\n",
                     took, plen, slen);

@@ -18,6 +18,7 @@
 
 #include "command.h"
 #include "fsm.h"
+#include "rglue_int.h"
 #include "ray.pb-c.h"
 #include "storage.h"
 
@@ -807,6 +808,386 @@ static void gen_commands(void)
              "MATCH", "*", NULL);
 }
 
+
+/* ---- fuzz_entry, fuzz_snapshot, fuzz_ctl: a Ray-shaped scenario --------------
+ *
+ * Typed-table commands applied to a real fsm, entry by entry: each entry is
+ * a fuzz_entry seed (rglue's log format), the state after some of them a
+ * fuzz_snapshot seed (the fsm's dump), and every record in the final tables
+ * a fuzz_ctl seed. */
+
+typedef struct scmd {
+    size_t argc;
+    resp_arg argv[8];
+    uint64_t origin, request_id; /* 0: no de-duplication */
+} scmd;
+
+static fsm scen;
+static rglue_fsm scen_hooks;
+static uint64_t scen_index;
+
+static void scen_reply(void *token, size_t i, const void *reply, size_t len)
+{
+    (void)token;
+    (void)i;
+    (void)reply;
+    (void)len;
+}
+
+static resp_arg arg_bin(const void *p, size_t n)
+{
+    return (resp_arg){p, n};
+}
+
+static resp_arg arg_str(const char *s)
+{
+    return (resp_arg){s, strlen(s)};
+}
+
+static resp_arg arg_msg(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = (uint8_t *)newWord(n);
+    protobuf_c_message_pack(m, buf);
+    return (resp_arg){(const char *)buf, n};
+}
+
+/* Apply @cmds as one entry and write it as fuzz_entry seed @name. */
+static void scen_entry(const char *name, const scmd *cmds, size_t n,
+                       uint64_t token)
+{
+    void *enc[16];
+    rglue_cmd rc[16];
+    size_t bytes_total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fsm_encode_write(cmds[i].origin, cmds[i].request_id,
+                             cmds[i].argc, cmds[i].argv, &enc[i],
+                             &rc[i].len) != 0)
+            die("encode");
+        rc[i].data = enc[i];
+        bytes_total += RG_CMD_HEADER_LEN + rc[i].len;
+    }
+    rg_entry_header h = {(uint32_t)n, token, scen_index + 1,
+                         INT64_C(1700000000000) + (int64_t)scen_index * 1000};
+    size_t size = rg_entry_size(bytes_total);
+    unsigned char *buf = malloc(size);
+    if (buf == NULL)
+        die("malloc");
+    unsigned char *q = rg_entry_put_header(buf, &h);
+    for (size_t i = 0; i < n; i++)
+        q = rg_entry_put_cmd(q, rc[i].data, (uint32_t)rc[i].len);
+    rg_entry_put_padding(buf, q, size);
+    write_file("fuzz_entry", name, buf, size);
+    free(buf);
+    if (scen_hooks.apply(scen_hooks.ctx, ++scen_index, h.time_ms, rc, n,
+                         scen_reply, NULL) != 0)
+        die("apply");
+    for (size_t i = 0; i < n; i++)
+        free(enc[i]);
+}
+
+static void scen_snapshot(const char *name, uint8_t flags)
+{
+    void *buf;
+    size_t len;
+    uint64_t index;
+    if (scen_hooks.dump(scen_hooks.ctx, &buf, &len, &index) != 0)
+        die("dump");
+    bytes b = {0};
+    put_u8(&b, flags);
+    put(&b, buf, len);
+    write_file("fuzz_snapshot", name, b.p, b.n);
+    free(b.p);
+    free(buf);
+}
+
+typedef struct ctl_seen {
+    uint8_t kind;
+    int n;
+} ctl_seen;
+
+static int scen_record(void *arg, storage_slice key, storage_slice value)
+{
+    ctl_seen *c = arg;
+    (void)key;
+    static const char *const kinds[] = {"node", "actor", "job", "pg"};
+    char name[64];
+    snprintf(name, sizeof name, "%s_%d", kinds[c->kind], c->n++);
+    bytes b = {0};
+    put_u8(&b, c->kind);
+    put(&b, value.data, value.len);
+    write_file("fuzz_ctl", name, b.p, b.n);
+    free(b.p);
+    return 0;
+}
+
+#define CMD(...)                                                             \
+    {                                                                        \
+        sizeof((resp_arg[]){__VA_ARGS__}) / sizeof(resp_arg), {__VA_ARGS__}, \
+            0, 0                                                             \
+    }
+
+static void gen_scenario(void)
+{
+    char dir[] = "/tmp/gcsd-gen-scenario-XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        die("mkdtemp");
+    char err[256];
+    if (fsm_open(&scen, dir, 64u << 20, err, sizeof err) != 0) {
+        fprintf(stderr, "fuzz_gen_corpus: fsm_open: %s\n", err);
+        exit(1);
+    }
+    fsm_raft_hooks(&scen, &scen_hooks);
+
+    static uint8_t n1[28], n2[28], a1[16], a2[16], g1[18], g2[18], w1[28];
+    memset(n1, 0x11, sizeof n1);
+    memset(n2, 0x22, sizeof n2);
+    memset(a1, 0xa1, sizeof a1);
+    memset(a2, 0xa2, sizeof a2);
+    memset(g1, 0x61, sizeof g1);
+    memset(g2, 0x62, sizeof g2);
+    memset(w1, 0x77, sizeof w1);
+    /* Actor and group ids end with their job id (Ray's layout). */
+    memcpy(a1 + 12, "\1\0\0\0", 4);
+    memcpy(a2 + 12, "\1\0\0\0", 4);
+    memcpy(g1 + 14, "\1\0\0\0", 4);
+    memcpy(g2 + 14, "\1\0\0\0", 4);
+
+    /* Nodes: 4 CPUs; 8 CPUs and a GPU, with a label. */
+    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry cpu4, cpu8, gpu1;
+    ray__rpc__gcs_node_info__resources_total_entry__init(&cpu4);
+    cpu4.key = "CPU";
+    cpu4.value = 4;
+    cpu8 = cpu4;
+    cpu8.value = 8;
+    gpu1 = cpu4;
+    gpu1.key = "GPU";
+    gpu1.value = 1;
+    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry *r1[] = {&cpu4},
+                                               *r2[] = {&cpu8, &gpu1};
+    Ray__Rpc__GcsNodeInfo node1, node2;
+    ray__rpc__gcs_node_info__init(&node1);
+    node1.node_id = (ProtobufCBinaryData){sizeof n1, n1};
+    node1.node_manager_address = "10.0.0.1";
+    node1.node_manager_port = 7001;
+    node1.node_manager_hostname = "head";
+    node1.is_head_node = true;
+    node1.start_time_ms = 1700000000000;
+    node1.n_resources_total = 1;
+    node1.resources_total = r1;
+    node2 = node1;
+    node2.node_id = (ProtobufCBinaryData){sizeof n2, n2};
+    node2.node_manager_address = "10.0.0.2";
+    node2.node_manager_hostname = "worker";
+    node2.is_head_node = false;
+    node2.n_resources_total = 2;
+    node2.resources_total = r2;
+    Ray__Rpc__GcsNodeInfo__LabelsEntry zone;
+    ray__rpc__gcs_node_info__labels_entry__init(&zone);
+    zone.key = "zone";
+    zone.value = "a";
+    Ray__Rpc__GcsNodeInfo__LabelsEntry *labels[] = {&zone};
+    node2.n_labels = 1;
+    node2.labels = labels;
+
+    /* A job with a namespace. */
+    Ray__Rpc__JobConfig jc;
+    ray__rpc__job_config__init(&jc);
+    jc.ray_namespace = "ns";
+    Ray__Rpc__JobTableData job;
+    ray__rpc__job_table_data__init(&job);
+    job.job_id = (ProtobufCBinaryData){4, (uint8_t *)"\1\0\0\0"};
+    job.entrypoint = "python train.py";
+    job.driver_ip_address = "10.0.0.1";
+    job.driver_pid = 4242;
+    job.start_time = 1700000000000;
+    job.config = &jc;
+
+    /* Actors: a named detached one needing a GPU, and a plain one. */
+    Ray__Rpc__Address owner;
+    ray__rpc__address__init(&owner);
+    owner.worker_id = (ProtobufCBinaryData){sizeof w1, w1};
+    owner.ip_address = "10.0.0.1";
+    owner.port = 10001;
+    Ray__Rpc__ActorTableData__RequiredResourcesEntry need_gpu;
+    ray__rpc__actor_table_data__required_resources_entry__init(&need_gpu);
+    need_gpu.key = "GPU";
+    need_gpu.value = 1;
+    Ray__Rpc__ActorTableData__RequiredResourcesEntry *needs[] = {&need_gpu};
+    Ray__Rpc__ActorTableData actor1, actor2;
+    ray__rpc__actor_table_data__init(&actor1);
+    actor1.actor_id = (ProtobufCBinaryData){sizeof a1, a1};
+    actor1.job_id = job.job_id;
+    actor1.name = "trainer";
+    actor1.ray_namespace = "ns";
+    actor1.class_name = "Trainer";
+    actor1.is_detached = true;
+    actor1.max_restarts = 2;
+    actor1.owner_address = &owner;
+    actor1.n_required_resources = 1;
+    actor1.required_resources = needs;
+    actor2 = actor1;
+    actor2.actor_id = (ProtobufCBinaryData){sizeof a2, a2};
+    actor2.name = "";
+    actor2.is_detached = false;
+    actor2.max_restarts = 0;
+    actor2.n_required_resources = 0;
+    actor2.required_resources = NULL;
+
+    Ray__Rpc__Address at2;
+    ray__rpc__address__init(&at2);
+    at2.node_id = node2.node_id;
+    at2.ip_address = "10.0.0.2";
+    at2.port = 20002;
+    at2.worker_id = owner.worker_id;
+    Ray__Rpc__ActorTableData up;
+    ray__rpc__actor_table_data__init(&up);
+    up.state = RAY__RPC__ACTOR_TABLE_DATA__ACTOR_STATE__PENDING_CREATION;
+    resp_arg toPending = arg_msg(&up.base);
+    up.state = RAY__RPC__ACTOR_TABLE_DATA__ACTOR_STATE__ALIVE;
+    up.address = &at2;
+    up.pid = 777;
+    resp_arg toAlive = arg_msg(&up.base);
+
+    /* Groups: PACK of two 1-CPU bundles (fits at once), STRICT_SPREAD of
+     * three (waits for a third node). */
+    Ray__Rpc__Bundle__UnitResourcesEntry one;
+    ray__rpc__bundle__unit_resources_entry__init(&one);
+    one.key = "CPU";
+    one.value = 1;
+    Ray__Rpc__Bundle__UnitResourcesEntry *ones[] = {&one};
+    Ray__Rpc__Bundle b[3];
+    Ray__Rpc__Bundle *bp[3];
+    for (int i = 0; i < 3; i++) {
+        ray__rpc__bundle__init(&b[i]);
+        b[i].n_unit_resources = 1;
+        b[i].unit_resources = ones;
+        bp[i] = &b[i];
+    }
+    Ray__Rpc__PlacementGroupTableData pg1, pg2;
+    ray__rpc__placement_group_table_data__init(&pg1);
+    pg1.placement_group_id = (ProtobufCBinaryData){sizeof g1, g1};
+    pg1.name = "packed";
+    pg1.ray_namespace = "ns";
+    pg1.strategy = RAY__RPC__PLACEMENT_STRATEGY__PACK;
+    pg1.creator_job_id = job.job_id;
+    pg1.n_bundles = 2;
+    pg1.bundles = bp;
+    pg2 = pg1;
+    pg2.placement_group_id = (ProtobufCBinaryData){sizeof g2, g2};
+    pg2.name = "spread";
+    pg2.strategy = RAY__RPC__PLACEMENT_STRATEGY__STRICT_SPREAD;
+    pg2.n_bundles = 3;
+
+    resp_arg N1 = arg_bin(n1, sizeof n1), N2 = arg_bin(n2, sizeof n2),
+             A1 = arg_bin(a1, sizeof a1), A2 = arg_bin(a2, sizeof a2),
+             G1 = arg_bin(g1, sizeof g1), G2 = arg_bin(g2, sizeof g2),
+             J1 = arg_bin("\1\0\0\0", 4);
+
+    scmd e1[] = {CMD(arg_str("NODE.REGISTER"), arg_msg(&node1.base)),
+                 CMD(arg_str("JOB.ADD"), arg_msg(&job.base)),
+                 CMD(arg_str("JOB.NEXTID"))};
+    scen_entry("register", e1, 3, 2);
+    scen_snapshot("one_node_one_job", 0);
+    scmd e2[] = {CMD(arg_str("PG.CREATE"), arg_msg(&pg1.base)),
+                 CMD(arg_str("PG.CREATE"), arg_msg(&pg2.base)),
+                 CMD(arg_str("ACTOR.REGISTER"), arg_msg(&actor1.base)),
+                 CMD(arg_str("ACTOR.REGISTER"), arg_msg(&actor2.base))};
+    /* Retry-safe writes, as a follower forwards them. */
+    for (int i = 0; i < 4; i++) {
+        e2[i].origin = UINT64_C(2) << 48 | 0xbeef;
+        e2[i].request_id = (uint64_t)i + 1;
+    }
+    scen_entry("create_with_request_ids", e2, 4, 1);
+    scmd e3[] = {CMD(arg_str("NODE.REGISTER"), arg_msg(&node2.base)),
+                 CMD(arg_str("ACTOR.UPDATE"), A1, toPending),
+                 CMD(arg_str("ACTOR.UPDATE"), A1, toAlive),
+                 CMD(arg_str("ACTOR.UPDATE"), A2, toPending)};
+    scen_entry("second_node_actor_alive", e3, 4, 3);
+    scen_snapshot("two_nodes_groups_actors", 1);
+    scen_snapshot("two_nodes_groups_actors_raw_checksum", 2);
+    scmd e4[] = {CMD(arg_str("ACTOR.GET"), A1),
+                 CMD(arg_str("ACTOR.GETNAMED"), arg_str("ns"),
+                     arg_str("trainer")),
+                 CMD(arg_str("PG.GETNAMED"), arg_str("ns"), arg_str("packed")),
+                 CMD(arg_str("ACTOR.LIST"), arg_str("NAMESPACE"),
+                     arg_str("ns"), arg_str("COUNT"), arg_str("1")),
+                 CMD(arg_str("NODE.LIST"), arg_str("ALIVE")),
+                 CMD(arg_str("PG.LIST")), CMD(arg_str("JOB.GET"), J1)};
+    scen_entry("reads", e4, 7, 0);
+    /* A retry of the first PG.CREATE: answered from the dedup table. */
+    scen_entry("retry_answered_from_dedup", e2, 1, 4);
+    scmd e5[] = {CMD(arg_str("NODE.DRAIN"), N2, arg_str("PREEMPTION"),
+                     arg_str("spot")),
+                 CMD(arg_str("NODE.DEAD"), N2, arg_str("lost"))};
+    scen_entry("drain_and_death", e5, 2, 5);
+    scen_snapshot("after_node_death", 1);
+    scmd e6[] = {CMD(arg_str("PG.REMOVE"), G1),
+                 CMD(arg_str("ACTOR.KILL"), A2),
+                 CMD(arg_str("JOB.FINISH"), J1),
+                 CMD(arg_str("HSET"), arg_str("RAYns@KV"), arg_str("k"),
+                     arg_str("v")),
+                 CMD(arg_str("PUBLISH"), arg_str("ch"), arg_str("m")),
+                 CMD(arg_str("GCS.CHANGELOG.WINDOW"), arg_str("4"),
+                     arg_str("100000"))};
+    scen_entry("teardown", e6, 6, 7);
+    scen_snapshot("after_teardown", 0);
+    (void)G2;
+    (void)N1;
+
+    /* Every record of the final tables, for gcsctl. */
+    storage_txn *t = fsm_read_txn(&scen);
+    if (t == NULL)
+        die("read");
+    for (uint8_t k = 0; k < 4; k++) {
+        ctl_seen c = {k, 0};
+        if (storage_table_scan(t, 1 + k, (storage_slice){"", 0},
+                               (storage_slice){"", 0}, scen_record, &c) != 0)
+            die("scan");
+    }
+    fsm_end_reads(&scen);
+
+    /* A snapshot marker (rglue's local snapshot). */
+    unsigned char m[RG_MARKER_LEN];
+    rg_marker_encode(m, 12345);
+    bytes mb = {0};
+    put_u8(&mb, 0);
+    put(&mb, m, sizeof m);
+    write_file("fuzz_snapshot", "marker", mb.p, mb.n);
+    free(mb.p);
+
+    fsm_close(&scen);
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+    freeWords();
+}
+
+/* ---- fuzz_http ------------------------------------------------------------ */
+
+static void gen_http(void)
+{
+    static const struct {
+        const char *name, *req;
+    } seeds[] = {
+        {"livez", "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"},
+        {"healthz_query", "GET /healthz?verbose HTTP/1.0\r\n\r\n"},
+        {"readyz_head", "HEAD /readyz HTTP/1.1\r\n\r\n"},
+        {"metrics_lf", "GET /metrics HTTP/1.1\n\n"},
+        {"post", "POST /livez HTTP/1.1\r\n\r\n"},
+        {"not_found", "GET /nope HTTP/1.1\r\n\r\n"},
+        {"blank", "\r\n\r\n"},
+        {"method_only", "GET\r\n\r\n"},
+        {"long_method", "GETTINGX/livez HTTP/1.1\r\n\r\n"},
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+        write_file("fuzz_http", seeds[i].name, seeds[i].req,
+                   strlen(seeds[i].req));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -821,5 +1202,7 @@ int main(int argc, char **argv)
     gen_dump();
     gen_commands();
     gen_typed();
+    gen_scenario();
+    gen_http();
     return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,8 +97,7 @@ void ctl_fields_add(ctl_fields *f, const char *key, const char *text,
     f->v[f->n++] = (ctl_field){xstrdup(key), xstrdup(text), xstrdup(json)};
 }
 
-/* Text for people: printable bytes as they are, others as \xNN. */
-static char *printable(const void *s, size_t n)
+char *ctl_printable(const void *s, size_t n)
 {
     const unsigned char *p = s;
     ctl_buf b = {0};
@@ -112,7 +112,7 @@ void ctl_fields_bytes(ctl_fields *f, const char *key, const void *s, size_t n)
 {
     ctl_buf j = {0};
     ctl_buf_json_str(&j, s, n);
-    char *text = printable(s, n), *json = ctl_buf_take(&j);
+    char *text = ctl_printable(s, n), *json = ctl_buf_take(&j);
     ctl_fields_add(f, key, text, json);
     free(text);
     free(json);
@@ -178,11 +178,19 @@ void ctl_fields_i64(ctl_fields *f, const char *key, int64_t v)
     ctl_fields_add(f, key, s, s);
 }
 
+void ctl_json_double(char *out, size_t outlen, double v)
+{
+    /* JSON has no NaN or infinity ("%g" would print nan, inf). */
+    if (!isfinite(v)) snprintf(out, outlen, "null");
+    else snprintf(out, outlen, "%.15g", v);
+}
+
 void ctl_fields_double(ctl_fields *f, const char *key, double v)
 {
-    char s[64];
+    char s[64], j[64];
     snprintf(s, sizeof s, "%.15g", v);
-    ctl_fields_add(f, key, s, s);
+    ctl_json_double(j, sizeof j, v);
+    ctl_fields_add(f, key, s, j);
 }
 
 void ctl_fields_bool(ctl_fields *f, const char *key, bool v)

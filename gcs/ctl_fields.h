@@ -54,6 +54,12 @@ const ctl_field *ctl_fields_get(const ctl_fields *f, const char *key);
 /* The fields as one JSON object (malloc'd). */
 char *ctl_fields_json(const ctl_fields *f);
 
+/* Text for people (malloc'd): printable ASCII as it is, any other byte as
+ * \xNN, so no record can move a terminal's cursor or change its colours. */
+char *ctl_printable(const void *s, size_t n);
+/* @v as a JSON value into @out: the number, or null for NaN and infinity. */
+void ctl_json_double(char *out, size_t outlen, double v);
+
 /* Hex of @n bytes (malloc'd). */
 char *ctl_hex(const void *p, size_t n);
 /* Parse hex @s into @out (at most @cap bytes); the length, or -1. */

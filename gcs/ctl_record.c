@@ -32,10 +32,13 @@ static void resourcesField(ctl_fields *f, const char *key, size_t n,
     ctl_buf t = {0}, j = {0};
     ctl_buf_add(&j, "{", 1);
     for (size_t i = 0; i < n; i++) {
-        ctl_buf_printf(&t, "%s%s=%g", i ? ", " : "", e[i].key, e[i].value);
+        char *k = ctl_printable(e[i].key, strlen(e[i].key)), num[64];
+        ctl_buf_printf(&t, "%s%s=%g", i ? ", " : "", k, e[i].value);
+        free(k);
         if (i) ctl_buf_add(&j, ", ", 2);
         ctl_buf_json_str(&j, e[i].key, strlen(e[i].key));
-        ctl_buf_printf(&j, ": %.15g", e[i].value);
+        ctl_json_double(num, sizeof num, e[i].value);
+        ctl_buf_printf(&j, ": %s", num);
     }
     ctl_buf_add(&j, "}", 1);
     char *text = ctl_buf_take(&t), *json = ctl_buf_take(&j);

@@ -416,6 +416,37 @@ int fsm_changelog_info_get(storage_txn *t, fsm_changelog_info *out)
     return rc;
 }
 
+typedef struct firstChange {
+    uint64_t revision;
+    bool found;
+} firstChange;
+
+static int takeFirstChange(void *arg, storage_slice key, storage_slice value)
+{
+    firstChange *fc = arg;
+    (void)value;
+    if (key.len != 8) return 0; /* not a changelog key: skip it */
+    fc->revision = getBe64(key.data);
+    fc->found = true;
+    return 1;
+}
+
+/* The revision of the first changelog record at or after @from, or
+ * @newest + 1 when there is none up to @newest. */
+static int changelogNext(storage_txn *t, uint64_t from, uint64_t newest,
+                         uint64_t *next)
+{
+    uint8_t key[8];
+    putBe64(key, from);
+    storage_slice prefix = {"", 0}, start = {key, sizeof key};
+    firstChange fc = {0, false};
+    int rc = storage_table_scan(t, FSM_CHANGELOG_TABLE, prefix, start,
+                                takeFirstChange, &fc);
+    if (rc < 0) return rc;
+    *next = fc.found && fc.revision <= newest ? fc.revision : newest + 1;
+    return 0;
+}
+
 /* Drop the oldest records past the window. @newest is the last revision
  * written in this transaction. */
 static int changelogTrim(storage_txn *t, uint64_t newest)
@@ -445,8 +476,14 @@ static int changelogTrim(storage_txn *t, uint64_t newest)
             bytes = v.len > bytes ? 0 : bytes - v.len;
             rc = storage_table_delete(t, FSM_CHANGELOG_TABLE, k, NULL);
             if (rc != 0) return rc;
+            oldest++;
+        } else {
+            /* A gap: only a damaged state (a crafted snapshot) has one.
+             * Jump to the next record kept rather than walk the gap one
+             * revision at a time (it may span 2^64). */
+            rc = changelogNext(t, oldest, newest, &oldest);
+            if (rc != 0) return rc;
         }
-        oldest++;
     }
     if (oldest == ci.oldest) return 0;
     rc = storage_meta_set(t, FSM_META_CHANGELOG_OLDEST, oldest);
@@ -532,6 +569,11 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
     fsm *f = ctx;
     if (f->failed) return -1;
     if (index <= f->applied_index) return 0; /* already in storage */
+    /* The leader's clock, as every member clamps it: within [0, the year
+     * 2262], so handlers may turn it into nanoseconds (and subtract windows
+     * from it) without overflowing, whatever the entry holds. */
+    if (time_ms < 0) time_ms = 0;
+    if (time_ms > FSM_MAX_TIME_MS) time_ms = FSM_MAX_TIME_MS;
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

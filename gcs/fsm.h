@@ -81,6 +81,11 @@ typedef struct apply_ctx {
     size_t n_events, cap_events;
 } apply_ctx;
 
+/* The largest leader time apply uses (ms; ~ the year 2262): larger (and
+ * negative) entry times are clamped, so that every time in nanoseconds
+ * fits an int64. */
+#define FSM_MAX_TIME_MS (INT64_MAX / 1000000)
+
 /* Table name of change events of the Redis keyspace (strings, hashes). */
 #define FSM_TABLE_KEYSPACE "KEYSPACE"
 

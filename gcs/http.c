@@ -212,42 +212,69 @@ static void onWritten(uv_write_t *w, int status)
     connClose(w->data);
 }
 
+http_route http_parse_request(const char *req, bool *head_only)
+{
+    char method[8], path[256];
+    *head_only = false;
+    /* Both or nothing: on a request line sscanf cannot split, method is
+     * never read (it may hold nothing). */
+    if (sscanf(req, "%7s %255s", method, path) != 2) return HTTP_BAD_REQUEST;
+    if (strcmp(method, "HEAD") == 0) {
+        *head_only = true;
+    } else if (strcmp(method, "GET") != 0) {
+        return HTTP_BAD_METHOD;
+    }
+    char *q = strchr(path, '?'); /* ?verbose and friends: ignored */
+    if (q != NULL) *q = '\0';
+    if (strcmp(path, "/livez") == 0 || strcmp(path, "/healthz") == 0) {
+        return HTTP_LIVEZ;
+    }
+    if (strcmp(path, "/readyz") == 0) return HTTP_READYZ;
+    if (strcmp(path, "/metrics") == 0) return HTTP_METRICS;
+    return HTTP_NOT_FOUND;
+}
+
 static void handle(http_conn *c)
 {
     server *srv = c->h->srv;
     c->responded = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    char method[8], path[256];
-    if (sscanf(c->req, "%7s %255s", method, path) != 2) {
+    bool head_only;
+    switch (http_parse_request(c->req, &head_only)) {
+    case HTTP_BAD_REQUEST:
         respond(c, 400, "Bad Request", "text/plain", "bad request\n", 12);
-    } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        break;
+    case HTTP_BAD_METHOD:
         respond(c, 405, "Method Not Allowed", "text/plain", "GET only\n", 9);
-    } else {
-        char *q = strchr(path, '?'); /* ?verbose and friends: ignored */
-        if (q != NULL) *q = '\0';
-        if (strcmp(path, "/livez") == 0 || strcmp(path, "/healthz") == 0) {
+        break;
+    case HTTP_LIVEZ:
+        respond(c, 200, "OK", "text/plain", "ok\n", 3);
+        break;
+    case HTTP_READYZ: {
+        char why[512], body[600];
+        http_readiness(srv, why, sizeof why);
+        if (why[0] == '\0') {
             respond(c, 200, "OK", "text/plain", "ok\n", 3);
-        } else if (strcmp(path, "/readyz") == 0) {
-            char why[512], body[600];
-            http_readiness(srv, why, sizeof why);
-            if (why[0] == '\0') {
-                respond(c, 200, "OK", "text/plain", "ok\n", 3);
-            } else {
-                int n = snprintf(body, sizeof body, "not ready: %s\n", why);
-                respond(c, 503, "Service Unavailable", "text/plain", body,
-                        (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
-            }
-        } else if (strcmp(path, "/metrics") == 0) {
-            resp_buf m;
-            resp_buf_init(&m);
-            metrics(srv, &m);
-            respond(c, 200, "OK", "text/plain; version=0.0.4", m.data, m.len);
-            resp_buf_free(&m);
         } else {
-            respond(c, 404, "Not Found", "text/plain", "not found\n", 10);
+            int n = snprintf(body, sizeof body, "not ready: %s\n", why);
+            respond(c, 503, "Service Unavailable", "text/plain", body,
+                    (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
         }
+        break;
     }
-    if (strcmp(method, "HEAD") == 0) {
+    case HTTP_METRICS: {
+        resp_buf m;
+        resp_buf_init(&m);
+        metrics(srv, &m);
+        respond(c, 200, "OK", "text/plain; version=0.0.4", m.data, m.len);
+        resp_buf_free(&m);
+        break;
+    }
+    case HTTP_NOT_FOUND:
+        respond(c, 404, "Not Found", "text/plain", "not found\n", 10);
+        break;
+    }
+    if (head_only) {
         /* Headers only. */
         char *end = strstr(c->out.data, "\r\n\r\n");
         if (end != NULL) c->out.len = (size_t)(end + 4 - c->out.data);

@@ -14,6 +14,8 @@
 #ifndef GCS_HTTP_H
 #define GCS_HTTP_H
 
+#include <stdbool.h>
+
 #include "server.h"
 
 typedef struct http_server http_server;
@@ -25,6 +27,21 @@ int http_start(server *srv, const char *bind, int port, http_server **out,
 
 /* Stop listening and close open connections; frees @h once closed. */
 void http_close(http_server *h);
+
+/* What a request asks for. */
+typedef enum http_route {
+    HTTP_BAD_REQUEST, /* no "METHOD PATH" line: 400 */
+    HTTP_BAD_METHOD,  /* neither GET nor HEAD: 405 */
+    HTTP_LIVEZ,       /* /livez or /healthz */
+    HTTP_READYZ,
+    HTTP_METRICS,
+    HTTP_NOT_FOUND,   /* any other path: 404 */
+} http_route;
+
+/* Route the request head @req (NUL-terminated, any bytes before the NUL;
+ * the query string is ignored). *head_only is set for HEAD (answer the
+ * headers only), else cleared. Pure: the fuzzers and tests call it. */
+http_route http_parse_request(const char *req, bool *head_only);
 
 /* Why this member is not ready ("" when it is), into @out. Also used by
  * INFO. */

@@ -54,8 +54,15 @@ static storage_slice pgKey(const pgroup *g)
 
 static int64_t toUnits(double amount)
 {
-    /* Amounts are checked to be in [0, 1e14]. */
-    return (int64_t)(amount * UNITS_PER_ONE + 0.5);
+    /* PG.CREATE and NODE.REGISTER check amounts to be in [0, 1e14]; a
+     * record that skipped the checks (restored from a damaged snapshot) is
+     * clamped there too (NaN: 0), rather than overflowing the conversion.
+     * The multiply and the add stay separate statements: no FMA, so every
+     * replica gets the same units. */
+    if (!(amount >= 0)) return 0;
+    if (amount > RESOURCE_MAX) amount = RESOURCE_MAX;
+    double scaled = amount * UNITS_PER_ONE;
+    return (int64_t)(scaled + 0.5);
 }
 
 /* ---- the alive nodes, as placement sees them ------------------------------
