@@ -68,6 +68,10 @@ static member primary, replica;
 static uint64_t next_index = 1;
 static unsigned long inputs;
 static unsigned long flush_every = 16;
+/* Request ids are unique in the process: the de-duplication table outlives
+ * FLUSHALL, and an id reused by a later input would get an earlier input's
+ * reply (fuzz_entry covers retries on purpose). */
+static uint64_t next_request_id = 1;
 
 static void open_member(member *m, const char *what)
 {
@@ -480,7 +484,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     pending entry[MAX_ENTRY];
     size_t n = 0;
-    uint64_t request_id = 0;
     uint8_t h;
     while (take_u8(&c, &h)) {
         pending p = {0};
@@ -526,7 +529,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             continue;
         }
-        CHECK(fsm_encode_command(request_id++, p.argc, p.argv, &p.enc,
+        CHECK(fsm_encode_command(next_request_id++, p.argc, p.argv, &p.enc,
                                  &p.enc_len) == 0);
         entry[n++] = p;
         if ((h & 0x80) || n == MAX_ENTRY) {

@@ -216,7 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     ctl_record_kind kind = (ctl_record_kind)(data[0] % 4);
-    uint8_t *rec = malloc(size - 1 ? size - 1 : 1);
+    uint8_t *rec = calloc(1, size > 1 ? size - 1 : 1); /* gcc 12 */
     CHECK(rec != NULL);
     if (size > 1) memcpy(rec, data + 1, size - 1);
 

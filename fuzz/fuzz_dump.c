@@ -373,7 +373,9 @@ static void try_load(const uint8_t *p, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* As given (exact-size copy, so ASan sees overreads). */
-    uint8_t *copy = malloc(size ? size : 1);
+    uint8_t *copy = calloc(1, size ? size : 1); /* calloc: gcc 12 warns
+                                                     of an empty malloc'd
+                                                     input otherwise */
     CHECK(copy != NULL);
     if (size)
         memcpy(copy, data, size);

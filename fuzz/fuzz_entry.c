@@ -196,7 +196,7 @@ static bool try_entry(const uint8_t *p, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (++inputs % flush_every == 0) flushall();
-    uint8_t *copy = malloc(size ? size : 1);
+    uint8_t *copy = calloc(1, size ? size : 1); /* gcc 12: see fuzz_dump */
     CHECK(copy != NULL);
     if (size) memcpy(copy, data, size);
     if (!try_entry(copy, size) && size >= RG_ENTRY_HEADER_LEN) {

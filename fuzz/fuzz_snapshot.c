@@ -281,7 +281,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) return 0;
     uint8_t flags = data[0];
     size_t len = size - 1;
-    uint8_t *snap = malloc(len ? len : 1);
+    uint8_t *snap = calloc(1, len ? len : 1); /* gcc 12: see fuzz_dump */
     CHECK(snap != NULL);
     if (len) memcpy(snap, data + 1, len);
 
