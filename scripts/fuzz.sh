@@ -11,7 +11,7 @@
 # build-fuzz/fuzz-artifacts/<target>/) and how to rerun it.
 #
 # Environment (optional):
-#   FUZZ_TARGETS  targets to run, space separated (default: all four)
+#   FUZZ_TARGETS  targets to run, space separated (default: all of them)
 #   FUZZ_BUILD    build directory (default: build-fuzz)
 #   FUZZ_KEEP     set to 1 to keep the temporary corpora (new inputs found)
 set -euo pipefail
@@ -25,7 +25,7 @@ esac
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 build=${FUZZ_BUILD:-build-fuzz}
-targets=${FUZZ_TARGETS:-fuzz_resp fuzz_glob fuzz_dump fuzz_commands}
+targets=${FUZZ_TARGETS:-fuzz_resp fuzz_glob fuzz_dump fuzz_commands fuzz_entry fuzz_snapshot fuzz_http fuzz_ctl}
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -67,6 +67,10 @@ max_len() {
     fuzz_resp) echo 16384 ;;
     fuzz_dump) echo 16384 ;;
     fuzz_commands) echo 8192 ;;
+    fuzz_entry) echo 8192 ;;
+    fuzz_snapshot) echo 16384 ;;
+    fuzz_http) echo 8192 ;;
+    fuzz_ctl) echo 4096 ;;
     fuzz_glob) echo 1024 ;;
     *) echo 4096 ;;
   esac
