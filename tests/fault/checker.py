@@ -37,13 +37,19 @@ def _observed(ops):
     return seen
 
 
+# The value of writes of unknown outcome that nobody observed (see below).
+UNOBSERVED = ("unobserved",)
+
+
 def prepare_register(ops):
     """The operations the search must consider.
 
     Failed operations did not happen. Reads without a reply constrain
     nothing. A write or cas without a reply may be left out of a
-    linearization, so one whose value nobody observed is dropped: leaving it
-    out never makes an observation harder to explain.
+    linearization. If nobody read its value, all that matters is that it
+    replaced the value before (a failed compare-and-set may rely on that),
+    so it writes the one token UNOBSERVED instead: no read can return it,
+    and such writes are interchangeable, which keeps the search small.
     """
     seen = _observed(ops)
     out = []
@@ -55,7 +61,9 @@ def prepare_register(ops):
                 continue
             new = o["v"] if o["f"] == "write" else o["v"][1]
             if new not in seen:
-                continue
+                o = dict(o)
+                o["v"] = UNOBSERVED if o["f"] == "write" else \
+                    [o["v"][0], UNOBSERVED]
         out.append(o)
     return out
 

@@ -57,6 +57,12 @@ class Register(unittest.TestCase):
             op("read", None, "a", 0, 1, p=1),
             op("write", "a", None, 2, None, st="info")]))
 
+    def test_unread_unknown_write_explains_failed_cas(self):
+        self.assertTrue(self.lin([
+            op("write", "a", "OK", 0, 1),
+            op("write", "b", None, 2, None, st="info", p=1),
+            op("cas", ["a", "c"], None, 5, 6, p=2)]))
+
     def test_failed_write_must_not_apply(self):
         self.assertFalse(self.lin([
             op("write", "a", None, 0, 1, st="fail"),
