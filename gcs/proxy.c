@@ -158,6 +158,23 @@ static void reqRetry(fwd_req *r, bool unknown)
     listPush(&p->retry, r);
 }
 
+/* Answer raft's refusal @rc. A retry of a write whose first attempt may
+ * have reached the log learns nothing from it (this member fail-stopped or
+ * shuts down): the outcome stays unknown, so the connection is closed. */
+static void reqFailRaft(fwd_req *r, int rc)
+{
+    if (r->unknown && !(r->flags & PROXY_IDEMPOTENT)) {
+        char why[160];
+        snprintf(why, sizeof why, "a write whose outcome is unknown cannot "
+                                  "be retried here: %s", rglue_strerror(rc));
+        reqAbort(r, why);
+        return;
+    }
+    command_reply_raft_error(&r->slot->reply, rc);
+    r->p->srv->stats.commands_failed++;
+    reqFinish(r);
+}
+
 static void schedule(proxy *p);
 static void drain(proxy *p);
 
@@ -187,9 +204,7 @@ static void onLocalWrite(void *arg, int status, const void *reply, size_t len)
         schedule(r->p);
         return;
     }
-    command_reply_raft_error(&r->slot->reply, status);
-    r->p->srv->stats.commands_failed++;
-    reqFinish(r);
+    reqFailRaft(r, status);
 }
 
 /* Run the read in @r against the local state, now linearizable. */
@@ -384,6 +399,16 @@ static bool isTryAgain(const redisReply *r)
            memcmp(r->str, "TRYAGAIN", 8) == 0;
 }
 
+/* An error the leader answers without proposing the command. */
+static bool isRefusal(const redisReply *r)
+{
+    return isTryAgain(r) ||
+           (r->type == REDIS_REPLY_ERROR && r->len >= 7 &&
+            memcmp(r->str, "MISCONF", 7) == 0) ||
+           (r->type == REDIS_REPLY_ERROR && r->len >= 11 &&
+            memcmp(r->str, "CLUSTERDOWN", 11) == 0);
+}
+
 static void upAlloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     static char chunk[64 * 1024]; /* fed to the reader, which copies */
@@ -447,6 +472,14 @@ static void onUpRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 freeReplyObject(reply);
                 continue;
             }
+        }
+        if (r->unknown && isRefusal(rep)) {
+            /* The leader refused this retry without proposing it (it
+             * failed, or stops): says nothing of the first attempt. */
+            p->stats.retried++;
+            listPush(&again, r);
+            freeReplyObject(reply);
+            continue;
         }
         if (isTryAgain(rep) && strstr(rep->str, "unknown") != NULL) {
             freeReplyObject(reply);
@@ -670,11 +703,12 @@ static int routeOne(proxy *p, fwd_req *r)
             return ROUTED;
         }
         if (rc == RGLUE_ENOTLEADER) return WAIT;
-        if (rc != 0) {
-            command_reply_raft_error(&r->slot->reply, rc);
-            srv->stats.commands_failed++;
-            reqFinish(r);
-        }
+        if (rc != 0) reqFailRaft(r, rc);
+        return ROUTED;
+    }
+    if (srv->fsm->failed && r->unknown && !(r->flags & PROXY_IDEMPOTENT)) {
+        reqAbort(r, "this member stopped after a local failure while a "
+                    "write's outcome was unknown");
         return ROUTED;
     }
     if (srv->fsm->failed || (r->flags & PROXY_LOCAL_ONLY)) {

@@ -194,8 +194,9 @@ static void transferCommand(client *c, size_t argc, const resp_arg *argv)
     startChange(c, 't', id, NULL);
 }
 
-/* RAFT.CUT [id ...]: testing only (--enable-test-commands): drop raft
- * traffic to and from these members, as a partition would; no ids heals. */
+/* RAFT.CUT [SEND|RECV] [id ...]: testing only (--enable-test-commands):
+ * drop raft traffic to and from these members (or only to them, or only from
+ * them: a one-way partition), as a partition would; no ids heals. */
 static void cutCommand(client *c, size_t argc, const resp_arg *argv)
 {
     if (!c->srv->cfg->test_commands) {
@@ -203,18 +204,27 @@ static void cutCommand(client *c, size_t argc, const resp_arg *argv)
                                         "gcsd with --enable-test-commands");
         return;
     }
+    unsigned dirs = RGLUE_CUT_BOTH;
+    size_t first = 1;
+    if (argc > 1 && arg_equals(&argv[1], "send")) {
+        dirs = RGLUE_CUT_SEND;
+        first = 2;
+    } else if (argc > 1 && arg_equals(&argv[1], "recv")) {
+        dirs = RGLUE_CUT_RECV;
+        first = 2;
+    }
     uint64_t ids[16];
-    if (argc - 1 > sizeof ids / sizeof ids[0]) {
+    if (argc - first > sizeof ids / sizeof ids[0]) {
         resp_add_error(client_reply(c), "ERR too many member ids");
         return;
     }
-    for (size_t i = 1; i < argc; i++) {
-        if (!parseId(&argv[i], &ids[i - 1])) {
+    for (size_t i = first; i < argc; i++) {
+        if (!parseId(&argv[i], &ids[i - first])) {
             resp_add_error(client_reply(c), "ERR invalid member id");
             return;
         }
     }
-    int rc = rglue_cut(c->srv->raft, ids, argc - 1);
+    int rc = rglue_cut(c->srv->raft, ids, argc - first, dirs);
     if (rc != 0) command_reply_raft_error(client_reply(c), rc);
     else resp_add_status(client_reply(c), "OK");
 }

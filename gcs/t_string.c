@@ -49,19 +49,25 @@ static void strlenRead(storage_txn *t, size_t argc, const resp_arg *argv,
 
 /* ---- SET --------------------------------------------------------------- */
 
-enum { SET_NX = 1, SET_XX = 2, SET_GET = 4 };
+enum { SET_NX = 1, SET_XX = 2, SET_GET = 4, SET_IFEQ = 8 };
 
-/* Parse SET's options; 0 with *flags, or -1 with an error in @err. */
+/* Parse SET's options; 0 with *flags (and with SET_IFEQ, *ifeq the value to
+ * compare with, Valkey's compare-and-set), or -1 with an error in @err. */
 static int parseSet(size_t argc, const resp_arg *argv, unsigned *flags,
-                    resp_buf *err)
+                    const resp_arg **ifeq, resp_buf *err)
 {
     *flags = 0;
+    *ifeq = NULL;
     for (size_t i = 3; i < argc; i++) {
         const resp_arg *a = &argv[i];
-        if (arg_equals(a, "nx") && !(*flags & SET_XX)) {
+        if (arg_equals(a, "nx") && !(*flags & (SET_XX | SET_IFEQ))) {
             *flags |= SET_NX;
-        } else if (arg_equals(a, "xx") && !(*flags & SET_NX)) {
+        } else if (arg_equals(a, "xx") && !(*flags & (SET_NX | SET_IFEQ))) {
             *flags |= SET_XX;
+        } else if (arg_equals(a, "ifeq") && i + 1 < argc &&
+                   !(*flags & (SET_NX | SET_XX | SET_IFEQ))) {
+            *flags |= SET_IFEQ;
+            *ifeq = &argv[++i];
         } else if (arg_equals(a, "get")) {
             *flags |= SET_GET;
         } else if (arg_equals(a, "keepttl")) {
@@ -82,35 +88,42 @@ static int parseSet(size_t argc, const resp_arg *argv, unsigned *flags,
 static int setCheck(size_t argc, const resp_arg *argv, resp_buf *err)
 {
     unsigned flags;
-    return parseSet(argc, argv, &flags, err);
+    const resp_arg *ifeq;
+    return parseSet(argc, argv, &flags, &ifeq, err);
 }
 
 static int setApply(apply_ctx *a, size_t argc, const resp_arg *argv,
                     resp_buf *reply)
 {
     unsigned flags;
-    if (parseSet(argc, argv, &flags, reply) != 0) return 0;
+    const resp_arg *ifeq;
+    if (parseSet(argc, argv, &flags, &ifeq, reply) != 0) return 0;
     storage_slice key = arg_slice(&argv[1]);
     storage_type type;
     int rc = storage_key_type(a->txn, key, &type);
     if (rc != 0) return rc;
-    if ((flags & SET_GET) && type == STORAGE_TYPE_HASH) {
+    if ((flags & (SET_GET | SET_IFEQ)) && type == STORAGE_TYPE_HASH) {
         resp_add_error(reply, ERR_WRONGTYPE);
         return 0;
     }
     bool exists = type != STORAGE_TYPE_NONE;
+    storage_slice old;
+    bool found = false;
+    if (exists && (flags & (SET_GET | SET_IFEQ))) {
+        rc = storage_string_get(a->txn, key, &old, &found);
+        if (rc != 0) return rc;
+    }
     if (flags & SET_GET) {
         /* The old value goes out before the write replaces it. */
-        storage_slice old;
-        bool found = false;
-        if (exists) {
-            rc = storage_string_get(a->txn, key, &old, &found);
-            if (rc != 0) return rc;
-        }
         if (found) resp_add_bulk(reply, old.data, old.len);
         else resp_add_null(reply);
     }
-    if (((flags & SET_NX) && exists) || ((flags & SET_XX) && !exists)) {
+    /* IFEQ never creates the key. */
+    bool unequal = (flags & SET_IFEQ) &&
+                   (!found || old.len != ifeq->len ||
+                    (old.len > 0 && memcmp(old.data, ifeq->ptr, old.len) != 0));
+    if (((flags & SET_NX) && exists) || ((flags & SET_XX) && !exists) ||
+        unequal) {
         if (!(flags & SET_GET)) resp_add_null(reply);
         return 0;
     }
@@ -280,7 +293,7 @@ const command string_commands[] = {
      "string", "Returns the length of a string value.",
      .read = strlenRead},
     {"set", -3, CMD_WRITE | CMD_DENYOOM, NULL, setCheck, setApply, 1, 1, 1, "string",
-     "Sets the string value of a key (NX, XX, GET; no expiry)."},
+     "Sets the string value of a key (NX, XX, IFEQ, GET; no expiry)."},
     {"setnx", 3, CMD_WRITE | CMD_DENYOOM | CMD_FAST, NULL, NULL, setnxApply, 1, 1, 1,
      "string", "Set the string value of a key only when it does not exist."},
     {"mset", -3, CMD_WRITE | CMD_DENYOOM, NULL, msetCheck, msetApply, 1, -1, 2, "string",

@@ -243,6 +243,7 @@ struct rglue {
     uint64_t cut[16];       /* rglue_cut: members we pretend not to reach */
     struct rg_drop *drops;  /* sends to them, failed by the pump */
     size_t n_cut;
+    unsigned cut_dirs;      /* RGLUE_CUT_* of that list */
     struct raft_transfer fail_transfer; /* lives as long as raft */
 };
 
@@ -881,10 +882,11 @@ static int fsmRestore(struct raft_fsm *rf, struct raft_buffer *buf)
 
 /* ---- raft_io wrappers --------------------------------------------------- */
 
-/* Test-only partitions (rglue_cut): traffic to and from these members is
+/* Test-only partitions (rglue_cut): traffic to and/or from these members is
  * dropped, as a network partition would. */
-static bool isCutOff(rglue *g, uint64_t id)
+static bool isCutOff(rglue *g, uint64_t id, unsigned dir)
 {
+    if (!(g->cut_dirs & dir)) return false;
     for (size_t i = 0; i < g->n_cut; i++) {
         if (g->cut[i] == id) return true;
     }
@@ -899,7 +901,7 @@ static int ioSend(struct raft_io *io, struct raft_io_send *req,
      * completed late: make it release its message instead of touching a
      * closing raft_uv. */
     if (g->raft_closing) return RAFT_CANCELED;
-    if (isCutOff(g, m->server_id)) {
+    if (isCutOff(g, m->server_id, RGLUE_CUT_SEND)) {
         /* Fail it the way an unreachable peer does: later, through the
          * callback (an error returned here aborts an election in 0.22.1). */
         rg_drop *d = malloc(sizeof *d);
@@ -947,7 +949,8 @@ static void recvInstall(rglue *g, struct raft_message *m)
 static void ioRecv(struct raft_io *io, struct raft_message *m)
 {
     rglue *g = RG_CONTAINER_OF(io, rglue, io);
-    if ((g->failed || isCutOff(g, m->server_id)) && !g->raft_closing) {
+    if ((g->failed || isCutOff(g, m->server_id, RGLUE_CUT_RECV)) &&
+        !g->raft_closing) {
         /* A fail-stopped member takes part in nothing, and 0.22.1 frees an
          * AppendEntries batch twice when a member whose state machine
          * failed (RAFT_UNAVAILABLE) receives one. */
@@ -1798,14 +1801,15 @@ int rglue_transfer(rglue *g, uint64_t id, rglue_change_cb cb, void *arg)
     return 0;
 }
 
-int rglue_cut(rglue *g, const uint64_t *ids, size_t n)
+int rglue_cut(rglue *g, const uint64_t *ids, size_t n, unsigned dirs)
 {
     if (g == NULL || n > sizeof g->cut / sizeof g->cut[0] ||
-        (n > 0 && ids == NULL)) {
+        (n > 0 && ids == NULL) || (dirs & ~(unsigned)RGLUE_CUT_BOTH) != 0) {
         return RGLUE_EINVAL;
     }
     for (size_t i = 0; i < n; i++) g->cut[i] = ids[i];
     g->n_cut = n;
+    g->cut_dirs = dirs;
     return 0;
 }
 

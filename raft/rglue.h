@@ -213,9 +213,14 @@ GCS_API int rglue_remove(rglue *g, uint64_t id, rglue_change_cb cb,
 GCS_API int rglue_transfer(rglue *g, uint64_t id, rglue_change_cb cb,
                            void *arg);
 
-/* Testing only: drop all raft traffic to and from members @ids (replacing
- * any earlier list; n = 0 heals), as a network partition would. */
-GCS_API int rglue_cut(rglue *g, const uint64_t *ids, size_t n);
+/* Directions of a test-only cut (rglue_cut). */
+enum { RGLUE_CUT_SEND = 1, RGLUE_CUT_RECV = 2,
+       RGLUE_CUT_BOTH = RGLUE_CUT_SEND | RGLUE_CUT_RECV };
+
+/* Testing only: drop raft traffic to (RGLUE_CUT_SEND) and/or from
+ * (RGLUE_CUT_RECV) members @ids, replacing any earlier list (n = 0 heals),
+ * as a network partition, or a one-way one, would. */
+GCS_API int rglue_cut(rglue *g, const uint64_t *ids, size_t n, unsigned dirs);
 
 /* A latency histogram with fixed bucket bounds (microseconds, see
  * rglue_histogram_bounds_us), in the shape Prometheus wants. */

@@ -165,6 +165,30 @@ Test(commands, strings)
     EXPECT_INT(c, 3, "APPEND newk abc");
 }
 
+/* SET ... IFEQ old: Valkey's compare-and-set (the fault tests' register
+ * workload uses it). It never creates a key. */
+Test(commands, set_ifeq)
+{
+    EXPECT_NIL(c, "SET cas v1 IFEQ v0");
+    EXPECT_NIL(c, "GET cas");
+    EXPECT_STATUS(c, "OK", "SET cas v1");
+    EXPECT_NIL(c, "SET cas v2 IFEQ v0");
+    EXPECT_BULK(c, "v1", "GET cas");
+    EXPECT_STATUS(c, "OK", "SET cas v2 IFEQ v1");
+    EXPECT_BULK(c, "v2", "GET cas");
+    EXPECT_BULK(c, "v2", "SET cas v3 IFEQ v2 GET");
+    EXPECT_BULK(c, "v3", "SET cas v4 IFEQ nope GET");
+    EXPECT_BULK(c, "v3", "GET cas");
+    EXPECT_STATUS(c, "OK", "SET cas %b IFEQ v3", "", (size_t)0);
+    EXPECT_STATUS(c, "OK", "SET cas x IFEQ %b", "", (size_t)0);
+    EXPECT_ERROR(c, "ERR syntax error", "SET cas v IFEQ x NX");
+    EXPECT_ERROR(c, "ERR syntax error", "SET cas v XX IFEQ x");
+    EXPECT_ERROR(c, "ERR syntax error", "SET cas v IFEQ");
+    EXPECT_INT(c, 1, "HSET h f v");
+    EXPECT_ERROR(c, "WRONGTYPE Operation against a key holding the wrong "
+                    "kind of value", "SET h v IFEQ x");
+}
+
 Test(commands, counters)
 {
     EXPECT_INT(c, 1, "INCR ctr");
