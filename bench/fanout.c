@@ -480,13 +480,16 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) subRead(evs[i].data.ptr, ep);
         if (!atomic_load(&pubDone)) continue;
         if (drainUntil == 0) drainUntil = nowNs() + (uint64_t)(drain * 1e9);
-        /* Done when every live subscriber saw the last acked message. */
+        /* Done when every live subscriber saw the last acked message and,
+         * if some outcomes are unknown, nothing came for a second (those
+         * may still be on their way to some members' subscribers). */
         uint64_t want = atomic_load(&lastAcked);
         bool all = true;
         for (int i = 0; i < nSubs && all; i++) {
             all = subs[i].dead || subs[i].last >= want;
         }
-        if (all || nowNs() > drainUntil) break;
+        bool quiet = unknown == 0 || nowNs() - lastRecvNs > 1000000000ull;
+        if ((all && quiet) || nowNs() > drainUntil) break;
     }
     pthread_join(th, NULL);
 
