@@ -462,6 +462,16 @@ static bool payloadGet(payload *p)
 static void publishLocal(pubsub *ps, const void *name, size_t len,
                          payload *p, size_t n)
 {
+    if (n > 1) {
+        /* A client subscribed to the channel and to a matching pattern
+         * gets message, pmessage, message, pmessage... as from Redis: with
+         * a matching pattern, one message at a time. */
+        for (psChannel *pat = ps->patterns; pat != NULL; pat = pat->next) {
+            if (!glob_match(pat->name, pat->len, name, len, false)) continue;
+            for (size_t k = 0; k < n; k++) publishLocal(ps, name, len, &p[k], 1);
+            return;
+        }
+    }
     psChannel *ch = findChannel(ps, name, len);
     if (ch != NULL && ch->n > 0) {
         size_t ok = 0;

@@ -284,6 +284,43 @@ Test(pubsub, thousand_subscribers)
     redisFree(p);
 }
 
+/* PUBLISHes pipelined on one connection share log entries, and gcsd fans
+ * a run of them out as one batch; the order a client sees stays Redis's:
+ * one subscribed to the channel and to a matching pattern gets message,
+ * pmessage, message, pmessage... */
+Test(pubsub, pipelined_publishes_keep_redis_order)
+{
+    enum { N = 50 };
+    redisContext *both = subscriber(&srv, "q");
+    freeReplyObject(harness_cmd(both, "PSUBSCRIBE q*"));
+    redisContext *plain = subscriber(&srv, "q");
+    redisContext *p = harness_connect(&srv);
+    for (int i = 0; i < N; i++) redisAppendCommand(p, "PUBLISH q m%d", i);
+    for (int i = 0; i < N; i++) {
+        redisReply *r = NULL;
+        cr_assert_eq(redisGetReply(p, (void **)&r), REDIS_OK);
+        cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+        cr_assert_eq(r->integer, 3);
+        freeReplyObject(r);
+    }
+    for (int i = 0; i < N; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "m%d", i);
+        expectMessage(plain, "q", want);
+        expectMessage(both, "q", want);
+        redisReply *r = NULL;
+        cr_assert_eq(redisGetReply(both, (void **)&r), REDIS_OK);
+        cr_assert_eq(r->elements, 4);
+        cr_assert_str_eq(r->element[0]->str, "pmessage");
+        cr_assert_str_eq(r->element[1]->str, "q*");
+        cr_assert_str_eq(r->element[3]->str, want);
+        freeReplyObject(r);
+    }
+    redisFree(both);
+    redisFree(plain);
+    redisFree(p);
+}
+
 /* A subscriber that never reads is disconnected once its unsent output
  * passes --pubsub-output-limit (1 MiB here); a fast one, read by its own
  * thread, gets everything meanwhile. */
