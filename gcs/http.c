@@ -10,6 +10,7 @@
 
 #include "fsm.h"
 #include "proxy.h"
+#include "pubsub.h"
 #include "resp.h"
 #include "rglue.h"
 
@@ -186,6 +187,28 @@ static void metrics(server *srv, resp_buf *b)
            "Bytes read from clients.", srv->stats.net_input_bytes);
     metric(b, "gcsd_net_output_bytes_total", "counter",
            "Bytes written to clients.", srv->stats.net_output_bytes);
+    pubsub_stats pst;
+    pubsub_get_stats(srv->pubsub, &pst);
+    metric(b, "gcsd_pubsub_channels", "gauge",
+           "Channels with a subscriber on this member.", pst.channels);
+    metric(b, "gcsd_pubsub_patterns", "gauge",
+           "Patterns with a subscriber on this member.", pst.patterns);
+    metric(b, "gcsd_pubsub_subscribers", "gauge",
+           "Clients subscribed to a channel or pattern.", pst.subscribers);
+    metric(b, "gcsd_pubsub_watchers", "gauge",
+           "GCS.WATCH connections.", pst.watchers);
+    metric(b, "gcsd_pubsub_messages_published_total", "counter",
+           "PUBLISHed messages applied on this member.",
+           pst.messages_published);
+    metric(b, "gcsd_pubsub_messages_delivered_total", "counter",
+           "Messages queued to subscribers (one per subscriber reached).",
+           pst.messages_delivered);
+    metric(b, "gcsd_pubsub_watch_events_delivered_total", "counter",
+           "Change events queued to GCS.WATCH connections.",
+           pst.watch_events_delivered);
+    metric(b, "gcsd_pubsub_output_limit_disconnections_total", "counter",
+           "Subscribers and watchers disconnected for "
+           "--pubsub-output-limit.", pst.output_limit_disconnections);
     metric(b, "gcsd_state_used_bytes", "gauge",
            "Bytes of the state store in use (high-water mark).",
            srv->fsm->space.used_bytes);

@@ -54,6 +54,9 @@ struct pubsub {
     size_t n_doomed, cap_doomed;
     client **watchers;
     size_t n_watchers, cap_watchers;
+    size_t n_subscribers; /* clients with a channel or pattern */
+    resp_buf frames;      /* scratch: frames being fanned out */
+    pubsub_stats stats;
     uv_timer_t progress;
     uv_idle_t catchup; /* keeps the loop turning while watchers catch up */
     int open_handles;
@@ -88,6 +91,7 @@ int pubsub_create(server *srv, pubsub **out)
     pubsub *ps = calloc(1, sizeof *ps);
     if (ps == NULL) return -1;
     ps->srv = srv;
+    resp_buf_init(&ps->frames);
     uv_timer_init(srv->loop, &ps->progress);
     ps->progress.data = ps;
     uv_idle_init(srv->loop, &ps->catchup);
@@ -121,6 +125,7 @@ static void freeRegistry(pubsub *ps)
     }
     free(ps->doomed);
     free(ps->watchers);
+    resp_buf_free(&ps->frames);
     free(ps);
 }
 
@@ -234,6 +239,7 @@ static bool subscribe(pubsub *ps, client *c, const resp_arg *name,
             return false;
         }
     }
+    if (p->n_chans + p->n_pats == 0) ps->n_subscribers++;
     psChannel *ch = pattern ? findPattern(ps, name->ptr, name->len)
                             : findChannel(ps, name->ptr, name->len);
     if (ch == NULL) {
@@ -284,6 +290,7 @@ static void unsubscribeAt(pubsub *ps, client *c, size_t i, bool pattern)
     (*n)--;
     subsRemove(ch, c);
     if (ch->n == 0) dropChannel(ps, ch, pattern);
+    if (p->n_chans + p->n_pats == 0) ps->n_subscribers--;
 }
 
 static long findSub(const client *c, const void *name, size_t len,
@@ -331,8 +338,19 @@ void pubsub_client_reset(pubsub *ps, client *c)
     pubsub_client_gone(ps, c);
 }
 
-size_t pubsub_channel_count(const pubsub *ps) { return ps->n_channels; }
-size_t pubsub_pattern_count(const pubsub *ps) { return ps->n_patterns; }
+void pubsub_get_stats(const pubsub *ps, pubsub_stats *out)
+{
+    *out = ps->stats;
+    out->channels = ps->n_channels;
+    out->patterns = ps->n_patterns;
+    out->subscribers = ps->n_subscribers;
+    out->watchers = ps->n_watchers;
+}
+
+void pubsub_reset_stats(pubsub *ps)
+{
+    memset(&ps->stats, 0, sizeof ps->stats);
+}
 
 /* ---- delivery ------------------------------------------------------------ */
 
@@ -359,6 +377,7 @@ static void checkLimit(pubsub *ps, client *c)
         ps->doomed = xrealloc(ps->doomed, ps->cap_doomed * sizeof *ps->doomed);
     }
     ps->doomed[ps->n_doomed++] = c;
+    ps->stats.output_limit_disconnections++;
     log_notice("client %s (id %llu): pub/sub output buffer of %llu bytes is "
                "over the limit of %llu (--pubsub-output-limit); "
                "disconnecting it", c->addr, (unsigned long long)c->id,
@@ -377,12 +396,11 @@ static void closeDoomed(pubsub *ps)
     ps->n_doomed = 0;
 }
 
-static void sendMessage(pubsub *ps, client *c, const psChannel *pattern,
-                        const void *ch, size_t chlen, const void *msg,
-                        size_t len)
+/* The frame of one message (or pmessage when @pattern) to @out. */
+static void encodeMessage(resp_buf *out, const psChannel *pattern,
+                          const void *ch, size_t chlen, const void *msg,
+                          size_t len)
 {
-    if (c->ps->doomed) return;
-    resp_buf *out = client_reply(c);
     if (pattern != NULL) {
         resp_add_array(out, 4);
         resp_add_bulk(out, "pmessage", 8);
@@ -393,10 +411,32 @@ static void sendMessage(pubsub *ps, client *c, const psChannel *pattern,
     }
     resp_add_bulk(out, ch, chlen);
     resp_add_bulk(out, msg, len);
-    checkLimit(ps, c);
 }
 
-/* A payload encoded at most once, and only if someone receives it. */
+/* Give every subscriber of @ch the @n frames encoded in ps->frames: one
+ * copy per subscriber, however many messages they hold. */
+static void deliverFrames(pubsub *ps, const psChannel *ch, size_t n)
+{
+    for (size_t i = 0; i < ch->n; i++) {
+        client *c = ch->subs[i];
+        if (c->ps->doomed) continue;
+        resp_add_raw(client_reply(c), ps->frames.data, ps->frames.len);
+        ps->stats.messages_delivered += n;
+        checkLimit(ps, c);
+    }
+}
+
+static void framesDone(pubsub *ps)
+{
+    resp_buf_reset(&ps->frames);
+    if (ps->frames.cap > 1024 * 1024) { /* give back a burst's memory */
+        resp_buf_free(&ps->frames);
+        resp_buf_init(&ps->frames);
+    }
+}
+
+/* A message (or a change event, encoded at most once and only if someone
+ * receives it). */
 typedef struct payload {
     const fsm_event *ev; /* NULL: data/len are the message itself */
     void *data;
@@ -416,21 +456,43 @@ static bool payloadGet(payload *p)
     return true;
 }
 
+/* Deliver @n payloads, all on channel @name, to its subscribers and to
+ * those of matching patterns, in order. The frames are encoded once per
+ * channel or pattern, not once per subscriber. */
 static void publishLocal(pubsub *ps, const void *name, size_t len,
-                         payload *p)
+                         payload *p, size_t n)
 {
-    psChannel *ch = findChannel(ps, name, len);
-    if (ch != NULL && ch->n > 0 && payloadGet(p)) {
-        for (size_t i = 0; i < ch->n; i++) {
-            sendMessage(ps, ch->subs[i], NULL, name, len, p->data, p->len);
+    if (n > 1) {
+        /* A client subscribed to the channel and to a matching pattern
+         * gets message, pmessage, message, pmessage... as from Redis: with
+         * a matching pattern, one message at a time. */
+        for (psChannel *pat = ps->patterns; pat != NULL; pat = pat->next) {
+            if (!glob_match(pat->name, pat->len, name, len, false)) continue;
+            for (size_t k = 0; k < n; k++) publishLocal(ps, name, len, &p[k], 1);
+            return;
         }
+    }
+    psChannel *ch = findChannel(ps, name, len);
+    if (ch != NULL && ch->n > 0) {
+        size_t ok = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (!payloadGet(&p[k])) continue;
+            encodeMessage(&ps->frames, NULL, name, len, p[k].data, p[k].len);
+            ok++;
+        }
+        deliverFrames(ps, ch, ok);
+        framesDone(ps);
     }
     for (psChannel *pat = ps->patterns; pat != NULL; pat = pat->next) {
         if (!glob_match(pat->name, pat->len, name, len, false)) continue;
-        if (!payloadGet(p)) return;
-        for (size_t i = 0; i < pat->n; i++) {
-            sendMessage(ps, pat->subs[i], pat, name, len, p->data, p->len);
+        size_t ok = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (!payloadGet(&p[k])) continue;
+            encodeMessage(&ps->frames, pat, name, len, p[k].data, p[k].len);
+            ok++;
         }
+        deliverFrames(ps, pat, ok);
+        framesDone(ps);
     }
 }
 
@@ -455,7 +517,7 @@ static void publishEvent(pubsub *ps, const fsm_event *ev, payload *p)
     if (plen + tlen <= sizeof stackName) {
         memcpy(stackName, PUBSUB_TABLE_PREFIX, plen);
         memcpy(stackName + plen, ev->table, tlen);
-        publishLocal(ps, stackName, plen + tlen, p);
+        publishLocal(ps, stackName, plen + tlen, p, 1);
     }
     if (strcmp(ev->table, FSM_TABLE_KEYSPACE) == 0) {
         size_t klen = sizeof PUBSUB_KEYSPACE_PREFIX - 1;
@@ -464,7 +526,7 @@ static void publishEvent(pubsub *ps, const fsm_event *ev, payload *p)
         if (name == NULL) return;
         memcpy(name, PUBSUB_KEYSPACE_PREFIX, klen);
         if (ev->key_len > 0) memcpy(name + klen, ev->key, ev->key_len);
-        publishLocal(ps, name, n, p);
+        publishLocal(ps, name, n, p, 1);
         if (name != stackName) free(name);
     }
 }
@@ -487,6 +549,7 @@ static void sendWatchEvent(pubsub *ps, client *c, const void *ev, size_t len)
     resp_add_bulk(out, "message", 7);
     resp_add_bulk(out, WATCH_CHANNEL, sizeof WATCH_CHANNEL - 1);
     resp_add_bulk(out, ev, len);
+    ps->stats.watch_events_delivered++;
     checkLimit(ps, c);
 }
 
@@ -527,6 +590,10 @@ static void watchPump(pubsub *ps, client *c)
 {
     ps_client *w = c->ps;
     fsm *f = ps->srv->fsm;
+    /* Live events reach a live watcher as they are applied, so one still
+     * owed an applied revision missed them: this member installed a
+     * snapshot. The changelog that came with it has them. */
+    if (w->live && w->next_rev <= f->revision) w->live = false;
     if (w->live || w->ended || w->doomed) return;
     if (unsent(c) >= WATCH_CATCHUP_CHUNK) return;
     storage_txn *t = fsm_read_txn(f);
@@ -583,20 +650,35 @@ static void sweepEnded(pubsub *ps)
     }
 }
 
+/* Messages of consecutive PUBLISHes on one channel go out as one batch. */
+#define MESSAGE_BATCH 256
+
 void pubsub_on_events(void *ctx, const fsm_event *ev, size_t n)
 {
     pubsub *ps = ctx;
-    for (size_t i = 0; i < n; i++) {
+    payload batch[MESSAGE_BATCH];
+    for (size_t i = 0; i < n;) {
         if (ev[i].kind == FSM_EVENT_MESSAGE) {
-            payload p = {.ev = NULL, .data = (void *)ev[i].value,
-                         .len = ev[i].value_len};
-            publishLocal(ps, ev[i].key, ev[i].key_len, &p);
+            size_t k = 0;
+            do {
+                batch[k] = (payload){.ev = NULL, .data = (void *)ev[i + k].value,
+                                     .len = ev[i + k].value_len};
+                k++;
+            } while (k < MESSAGE_BATCH && i + k < n &&
+                     ev[i + k].kind == FSM_EVENT_MESSAGE &&
+                     ev[i + k].key_len == ev[i].key_len &&
+                     (ev[i].key_len == 0 ||
+                      memcmp(ev[i + k].key, ev[i].key, ev[i].key_len) == 0));
+            ps->stats.messages_published += k;
+            publishLocal(ps, ev[i].key, ev[i].key_len, batch, k);
+            i += k;
             continue;
         }
         payload p = {.ev = &ev[i]};
         publishEvent(ps, &ev[i], &p);
         if (ps->n_watchers > 0) watchersLive(ps, &ev[i], &p);
         free(p.data);
+        i++;
     }
     closeDoomed(ps);
 }

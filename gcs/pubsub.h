@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -65,8 +66,20 @@ void pubsub_client_reset(pubsub *ps, client *c);
 void pubsub_before_flush(pubsub *ps);
 void pubsub_after_flush(pubsub *ps);
 
-/* Numbers for INFO. */
-size_t pubsub_channel_count(const pubsub *ps);
-size_t pubsub_pattern_count(const pubsub *ps);
+/* Numbers for INFO and /metrics: gauges of this moment, and counters
+ * since the start (or CONFIG RESETSTAT). */
+typedef struct pubsub_stats {
+    size_t channels;      /* channels with a subscriber */
+    size_t patterns;      /* patterns with a subscriber */
+    size_t subscribers;   /* clients subscribed to a channel or pattern */
+    size_t watchers;      /* GCS.WATCH connections */
+    uint64_t messages_published;  /* PUBLISHed messages applied here */
+    uint64_t messages_delivered;  /* message/pmessage pushes queued */
+    uint64_t watch_events_delivered; /* change events queued to watchers */
+    uint64_t output_limit_disconnections; /* --pubsub-output-limit */
+} pubsub_stats;
+
+void pubsub_get_stats(const pubsub *ps, pubsub_stats *out);
+void pubsub_reset_stats(pubsub *ps);
 
 #endif /* GCS_PUBSUB_H */

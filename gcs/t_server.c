@@ -565,6 +565,20 @@ static void infoSection(client *c, const char *name, resp_buf *b)
                  srv->stats.commands_failed);
         infoLine(b, "total_protocol_errors:%" PRIu64,
                  srv->stats.protocol_errors);
+        pubsub_stats pst;
+        pubsub_get_stats(srv->pubsub, &pst);
+        infoLine(b, "pubsub_channels:%zu", pst.channels);
+        infoLine(b, "pubsub_patterns:%zu", pst.patterns);
+        infoLine(b, "pubsub_subscribers:%zu", pst.subscribers);
+        infoLine(b, "pubsub_watchers:%zu", pst.watchers);
+        infoLine(b, "pubsub_messages_published:%" PRIu64,
+                 pst.messages_published);
+        infoLine(b, "pubsub_messages_delivered:%" PRIu64,
+                 pst.messages_delivered);
+        infoLine(b, "pubsub_watch_events_delivered:%" PRIu64,
+                 pst.watch_events_delivered);
+        infoLine(b, "pubsub_output_limit_disconnections:%" PRIu64,
+                 pst.output_limit_disconnections);
         infoLine(b, "entries_applied:%" PRIu64, srv->fsm->entries_applied);
         infoLine(b, "commands_applied:%" PRIu64, srv->fsm->commands_applied);
     } else if (strcmp(name, "replication") == 0) {
@@ -738,6 +752,7 @@ static void configCommand(client *c, size_t argc, const resp_arg *argv)
                         argv[2].ptr);
     } else if (arg_equals(&argv[1], "resetstat") && argc == 2) {
         memset(&c->srv->stats, 0, sizeof c->srv->stats);
+        pubsub_reset_stats(c->srv->pubsub);
         resp_add_status(out, "OK");
     } else {
         static const char *const known[] = {"get", "set", "resetstat", NULL};

@@ -180,3 +180,46 @@ Test(http, other_requests)
     freeReplyObject(rep);
     redisFree(c);
 }
+
+/* Pub/sub gauges and counters, as INFO stats has them. */
+Test(http, metrics_count_pubsub)
+{
+    redisContext *sub = harness_connect(&srv);
+    struct timeval tv = {10, 0};
+    redisSetTimeout(sub, tv);
+    freeReplyObject(harness_cmd(sub, "SUBSCRIBE ch1"));
+    redisReply *r0 = NULL;
+    redisAppendCommand(sub, "PSUBSCRIBE p*");
+    cr_assert_eq(redisGetReply(sub, (void **)&r0), REDIS_OK);
+    freeReplyObject(r0);
+    redisContext *c = harness_connect(&srv);
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = harness_cmd(c, "PUBLISH ch1 m%d", i);
+        cr_assert_eq(r->integer, 1);
+        freeReplyObject(r);
+    }
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(redisGetReply(sub, (void **)&r0), REDIS_OK);
+        freeReplyObject(r0);
+    }
+    char *r = get("/metrics");
+    static const char *const want[] = {
+        "# TYPE gcsd_pubsub_channels gauge\ngcsd_pubsub_channels 1\n",
+        "# TYPE gcsd_pubsub_patterns gauge\ngcsd_pubsub_patterns 1\n",
+        "\ngcsd_pubsub_subscribers 1\n",
+        "\ngcsd_pubsub_watchers 0\n",
+        "# TYPE gcsd_pubsub_messages_published_total counter\n"
+        "gcsd_pubsub_messages_published_total 3\n",
+        "# TYPE gcsd_pubsub_messages_delivered_total counter\n"
+        "gcsd_pubsub_messages_delivered_total 3\n",
+        "\ngcsd_pubsub_watch_events_delivered_total 0\n",
+        "# TYPE gcsd_pubsub_output_limit_disconnections_total counter\n"
+        "gcsd_pubsub_output_limit_disconnections_total 0\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        cr_assert(strstr(r, want[i]) != NULL, "missing %s in\n%s", want[i], r);
+    }
+    free(r);
+    redisFree(sub);
+    redisFree(c);
+}

@@ -148,6 +148,86 @@ static redisContext *subscriber(const gcsd_proc *p, const char *channel)
     return c;
 }
 
+/* Field @field of INFO @section as a number (fails when absent). */
+static long long infoNumber(redisContext *c, const char *section,
+                            const char *field)
+{
+    redisReply *r = harness_cmd(c, "INFO %s", section);
+    cr_assert_eq(r->type, REDIS_REPLY_STRING);
+    char want[128];
+    snprintf(want, sizeof want, "\r\n%s:", field);
+    const char *at = strstr(r->str, want);
+    cr_assert_not_null(at, "INFO %s lacks %s", section, field);
+    long long v = atoll(at + strlen(want));
+    freeReplyObject(r);
+    return v;
+}
+
+/* redis-cli and redis-py (/usr/bin/python3: the python3 first on PATH may
+ * lack the redis module) subscribed to one channel print the same
+ * messages, in the same order. */
+Test(pubsub, redis_cli_and_redis_py_agree)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "timeout 10 redis-cli -p %d SUBSCRIBE news",
+             srv.port);
+    FILE *cli = popen(cmd, "r");
+    cr_assert_not_null(cli);
+    snprintf(cmd, sizeof cmd,
+             "timeout 10 /usr/bin/python3 -c '\n"
+             "import redis\n"
+             "p = redis.Redis(port=%d).pubsub()\n"
+             "p.subscribe(\"news\")\n"
+             "n = 0\n"
+             "for m in p.listen():\n"
+             "    if m[\"type\"] == \"message\":\n"
+             "        print(m[\"channel\"].decode())\n"
+             "        print(m[\"data\"].decode(), flush=True)\n"
+             "        n += 1\n"
+             "        if n == 3: break\n"
+             "' 2>&1",
+             srv.port);
+    FILE *py = popen(cmd, "r");
+    cr_assert_not_null(py);
+    redisContext *p = harness_connect(&srv);
+    long long deadline = harness_now_ms() + 10000;
+    for (;;) {
+        redisReply *r = harness_cmd(p, "PUBSUB NUMSUB news");
+        long long n = r->element[1]->integer;
+        freeReplyObject(r);
+        if (n == 2) break;
+        cr_assert_lt(harness_now_ms(), deadline, "the two never subscribed");
+        harness_poll_pause(10);
+    }
+    static const char *const msgs[] = {"hello world", "second", "a\tb c"};
+    for (int i = 0; i < 3; i++) EXPECT_INT(p, 2, "PUBLISH news %s", msgs[i]);
+    char line[256];
+    /* redis-cli: the confirmation, then channel-kind, channel, payload. */
+    static const char *const confirm[] = {"subscribe", "news", "1"};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_not_null(fgets(line, sizeof line, cli));
+        line[strcspn(line, "\n")] = '\0';
+        cr_assert_str_eq(line, confirm[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        char kind[64], ch[64], msg[64], pch[64], pmsg[64];
+        cr_assert_not_null(fgets(kind, sizeof kind, cli));
+        cr_assert_not_null(fgets(ch, sizeof ch, cli));
+        cr_assert_not_null(fgets(msg, sizeof msg, cli));
+        cr_assert_not_null(fgets(pch, sizeof pch, py), "redis-py said nothing");
+        cr_assert_not_null(fgets(pmsg, sizeof pmsg, py));
+        cr_assert_str_eq(kind, "message\n");
+        cr_assert_str_eq(ch, "news\n");
+        cr_assert_str_eq(pch, ch);
+        snprintf(line, sizeof line, "%s\n", msgs[i]);
+        cr_assert_str_eq(msg, line);
+        cr_assert_str_eq(pmsg, line, "redis-py got '%s'", pmsg);
+    }
+    cr_assert_eq(pclose(py), 0, "redis-py's subscriber failed");
+    pclose(cli); /* ended by its timeout */
+    redisFree(p);
+}
+
 Test(pubsub, redis_cli_subscriber)
 {
     char cmd[256];
@@ -201,6 +281,43 @@ Test(pubsub, thousand_subscribers)
         redisFree(subs[i]);
     }
     free(subs);
+    redisFree(p);
+}
+
+/* PUBLISHes pipelined on one connection share log entries, and gcsd fans
+ * a run of them out as one batch; the order a client sees stays Redis's:
+ * one subscribed to the channel and to a matching pattern gets message,
+ * pmessage, message, pmessage... */
+Test(pubsub, pipelined_publishes_keep_redis_order)
+{
+    enum { N = 50 };
+    redisContext *both = subscriber(&srv, "q");
+    freeReplyObject(harness_cmd(both, "PSUBSCRIBE q*"));
+    redisContext *plain = subscriber(&srv, "q");
+    redisContext *p = harness_connect(&srv);
+    for (int i = 0; i < N; i++) redisAppendCommand(p, "PUBLISH q m%d", i);
+    for (int i = 0; i < N; i++) {
+        redisReply *r = NULL;
+        cr_assert_eq(redisGetReply(p, (void **)&r), REDIS_OK);
+        cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+        cr_assert_eq(r->integer, 3);
+        freeReplyObject(r);
+    }
+    for (int i = 0; i < N; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "m%d", i);
+        expectMessage(plain, "q", want);
+        expectMessage(both, "q", want);
+        redisReply *r = NULL;
+        cr_assert_eq(redisGetReply(both, (void **)&r), REDIS_OK);
+        cr_assert_eq(r->elements, 4);
+        cr_assert_str_eq(r->element[0]->str, "pmessage");
+        cr_assert_str_eq(r->element[1]->str, "q*");
+        cr_assert_str_eq(r->element[3]->str, want);
+        freeReplyObject(r);
+    }
+    redisFree(both);
+    redisFree(plain);
     redisFree(p);
 }
 
@@ -270,6 +387,8 @@ Test(pubsub, slow_subscriber_is_disconnected)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "grep -q 'over the limit' %s", srv.log);
     cr_assert_eq(system(cmd), 0, "the disconnection is logged");
+    cr_assert_eq(infoNumber(p, "stats", "pubsub_output_limit_disconnections"),
+                 1);
     free(payload);
     close(slow);
     redisFree(fast.c);
@@ -418,6 +537,63 @@ Test(pubsub, watch_backlog_live_progress_and_compaction)
     redisFree(c);
 }
 
+/* INFO stats: Redis's pubsub_channels and pubsub_patterns, and gcsd's own
+ * subscriber, watcher and delivery counters. */
+Test(pubsub, info_counts)
+{
+    redisContext *c = harness_connect(&srv);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_channels"), 0);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_subscribers"), 0);
+    redisContext *a = subscriber(&srv, "a");
+    redisReply *r = NULL;
+    redisAppendCommand(a, "SUBSCRIBE b");
+    cr_assert_eq(redisGetReply(a, (void **)&r), REDIS_OK);
+    freeReplyObject(r);
+    redisContext *pat = harness_connect(&srv);
+    freeReplyObject(harness_cmd(pat, "PSUBSCRIBE h*"));
+    char err[256];
+    redisContext *w = watchStart(&srv, "*", err, sizeof err);
+    cr_assert_not_null(w, "%s", err);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_channels"), 2);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_patterns"), 1);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_subscribers"), 2);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_watchers"), 1);
+    EXPECT_INT(c, 1, "PUBLISH a x");
+    EXPECT_INT(c, 1, "PUBLISH hx y");
+    EXPECT_INT(c, 0, "PUBLISH nobody z");
+    EXPECT_STATUS(c, "OK", "SET k v");
+    expectMessage(a, "a", "x");
+    cr_assert_eq(redisGetReply(pat, (void **)&r), REDIS_OK);
+    cr_assert_str_eq(r->element[0]->str, "pmessage");
+    freeReplyObject(r);
+    watchItem it;
+    do {
+        cr_assert(watchNext(w, &it), "%s", it.err);
+    } while (it.progress);
+    cr_assert_str_eq(it.key, "k");
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_messages_published"), 3);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_messages_delivered"), 2);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_watch_events_delivered"), 1);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_output_limit_disconnections"),
+                 0);
+    /* Gone subscribers leave the gauges; CONFIG RESETSTAT the counters. */
+    redisFree(a);
+    redisFree(pat);
+    redisFree(w);
+    long long deadline = harness_now_ms() + 10000;
+    while (infoNumber(c, "stats", "pubsub_subscribers") != 0 ||
+           infoNumber(c, "stats", "pubsub_watchers") != 0) {
+        cr_assert_lt(harness_now_ms(), deadline, "closed subscribers kept");
+        harness_poll_pause(10);
+    }
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_channels"), 0);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_patterns"), 0);
+    EXPECT_STATUS(c, "OK", "CONFIG RESETSTAT");
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_messages_published"), 0);
+    cr_assert_eq(infoNumber(c, "stats", "pubsub_messages_delivered"), 0);
+    redisFree(c);
+}
+
 /* ---- a cluster -------------------------------------------------------------- */
 
 static gcsd_cluster cl;
@@ -556,5 +732,78 @@ Test(pubsub_cluster, watch_resumes_after_leader_failover)
     cr_log_info("writer applied %d writes; watcher checked through "
                 "revision %llu", wr.done, (unsigned long long)last);
     redisFree(w);
+    cluster_stop_all(&cl);
+}
+
+/* A watch that spans a snapshot install: a follower is killed, the leader
+ * writes far past its snapshot's trailing log, and the follower, restarted,
+ * can only catch up by installing a snapshot. A watch FROM 1 started on it
+ * at once (so it usually begins on the old state and sees the install
+ * happen under it) gets every revision, in order, with no gap (the part it
+ * missed comes from the changelog that came with the snapshot), then live
+ * ones and a progress notification; so does one started after the
+ * install; and once the window is shrunk, FROM 1 gets the compaction error
+ * naming the oldest revision that member keeps.
+ * (Restarted, not SIGSTOPped: a follower stopped while the leader sends it
+ * a snapshot waits out raft's install-snapshot timeout, 30 s, for the
+ * next one.) */
+Test(pubsub_cluster, watch_spans_snapshot_install)
+{
+    cluster_start(&cl, 3, "--snapshot-threshold 64 --snapshot-trailing 32 "
+                          "--watch-progress-ms 100");
+    int leader = cluster_wait_leader(&cl, 20000);
+    int f = (leader + 1) % 3;
+    redisContext *c = cluster_connect(&cl, leader);
+    for (int i = 1; i <= 20; i++) EXPECT_STATUS(c, "OK", "SET a%d v", i);
+    cluster_wait_applied(&cl, cluster_status_int(&cl, leader, "applied_index"),
+                         30000);
+    cluster_kill(&cl, f, SIGKILL);
+    enum { BEHIND = 300 };
+    for (int i = 1; i <= BEHIND; i++) EXPECT_INT(c, i, "INCR seq");
+    uint64_t top = 20 + BEHIND;
+    char snaps[32];
+    cr_assert(cluster_info_field(&cl, leader, "raft", "raft_snapshots", snaps,
+                                 sizeof snaps));
+    cr_assert_gt(atoll(snaps), 0, "the leader took no snapshot");
+
+    cluster_restart(&cl, f);
+    char err[256];
+    redisContext *w = watchStart(&cl.m[f], "* FROM 1", err, sizeof err);
+    cr_assert_not_null(w, "%s", err);
+    uint64_t last = 0;
+    cr_assert(checkStream(w, &last, top), "the watcher's connection broke at "
+              "%llu", (unsigned long long)last);
+    cluster_wait_applied(&cl, cluster_status_int(&cl, leader, "applied_index"),
+                         30000);
+    char installed[32];
+    cr_assert(cluster_info_field(&cl, f, "raft", "raft_snapshots_installed",
+                                 installed, sizeof installed));
+    cr_assert_gt(atoll(installed), 0, "the follower caught up without a "
+                 "snapshot install");
+    redisContext *again = watchStart(&cl.m[f], "* FROM 1", err, sizeof err);
+    cr_assert_not_null(again, "%s", err);
+    uint64_t last2 = 0;
+    cr_assert(checkStream(again, &last2, top));
+    /* Live events after the install reach both. */
+    for (int i = 1; i <= 5; i++) EXPECT_STATUS(c, "OK", "SET b%d v", i);
+    cr_assert(checkStream(w, &last, top + 5));
+    cr_assert(checkStream(again, &last2, top + 5));
+    /* Then progress: everything up to the last revision was delivered. */
+    watchItem it;
+    cr_assert(watchNext(w, &it), "%s", it.err);
+    cr_assert(it.progress);
+    cr_assert_eq(it.revision, top + 5);
+
+    EXPECT_STATUS(c, "OK", "GCS.CHANGELOG.WINDOW 100 0");
+    cluster_wait_applied(&cl, cluster_status_int(&cl, leader, "applied_index"),
+                         30000);
+    cr_assert_null(watchStart(&cl.m[f], "* FROM 1", err, sizeof err));
+    char want[128];
+    snprintf(want, sizeof want, "ERR revision 1 is compacted; the oldest "
+             "revision kept is %llu", (unsigned long long)(top + 5 - 99));
+    cr_assert_str_eq(err, want);
+    redisFree(again);
+    redisFree(w);
+    redisFree(c);
     cluster_stop_all(&cl);
 }
