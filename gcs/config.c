@@ -86,7 +86,7 @@ static const option_doc docs[] = {
      "GCSD_HEALTH_CHECK_FAILURE_THRESHOLD", "N",
      "periods without a heartbeat before a node is dead (default 5)"},
     {OPT_TEST_COMMANDS, "enable-test-commands", "GCSD_ENABLE_TEST_COMMANDS",
-     NULL, "allow RAFT.CUT, which fakes network partitions (tests only)"},
+     NULL, "allow RAFT.CUT and RAFT.DELAY, which fake network partitions and slow links (tests only)"},
     {OPT_PUBSUB_LIMIT, "pubsub-output-limit", "GCSD_PUBSUB_OUTPUT_LIMIT",
      "BYTES", "disconnect a subscriber or watcher whose unsent output "
      "passes this (default 32mb; 0: no limit)"},

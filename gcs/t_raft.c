@@ -229,6 +229,38 @@ static void cutCommand(client *c, size_t argc, const resp_arg *argv)
     else resp_add_status(client_reply(c), "OK");
 }
 
+/* RAFT.DELAY ms [id ...]: testing only (--enable-test-commands): hold this
+ * member's raft messages to these members for ms milliseconds, a slow
+ * link; no ids (or 0 ms) heals. */
+static void delayCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    if (!c->srv->cfg->test_commands) {
+        resp_add_error(client_reply(c), "ERR RAFT.DELAY is disabled; start "
+                                        "gcsd with --enable-test-commands");
+        return;
+    }
+    uint64_t ms;
+    if (!parse_u64(argv[1].ptr, argv[1].len, &ms) || ms > 60000) {
+        resp_add_error(client_reply(c), "ERR invalid delay: milliseconds "
+                                        "from 0 to 60000");
+        return;
+    }
+    uint64_t ids[16];
+    if (argc - 2 > sizeof ids / sizeof ids[0]) {
+        resp_add_error(client_reply(c), "ERR too many member ids");
+        return;
+    }
+    for (size_t i = 2; i < argc; i++) {
+        if (!parseId(&argv[i], &ids[i - 2])) {
+            resp_add_error(client_reply(c), "ERR invalid member id");
+            return;
+        }
+    }
+    int rc = rglue_delay(c->srv->raft, ids, argc - 2, (unsigned)ms);
+    if (rc != 0) command_reply_raft_error(client_reply(c), rc);
+    else resp_add_status(client_reply(c), "OK");
+}
+
 /* GCS.DUMP: the whole state as one consistent dump (storage_dump's format,
  * checksummed), for backups. A read: linearizable like any other. */
 static void dumpRead(storage_txn *t, size_t argc, const resp_arg *argv,
@@ -302,6 +334,8 @@ const command raft_commands[] = {
      NULL, 0, 0, 0, "cluster", "Hands leadership to another voter."},
     {"raft.cut", -1, CMD_ADMIN, cutCommand, NULL, NULL, 0, 0, 0, "cluster",
      "Testing only: fakes a partition from the given members."},
+    {"raft.delay", -2, CMD_ADMIN, delayCommand, NULL, NULL, 0, 0, 0,
+     "cluster", "Testing only: delays raft messages to the given members."},
     {"gcs.dump", 1, CMD_READ | CMD_ADMIN, NULL, NULL, NULL, 0, 0, 0,
      "server", "A consistent copy of the whole state, for backups.",
      dumpRead},

@@ -158,6 +158,18 @@ typedef struct rg_drop {
     struct rg_drop *next;
 } rg_drop;
 
+/* A send held back by rglue_delay. raft keeps the message's entries and
+ * snapshot data alive until the send's callback; the message itself and the
+ * address are copied, since a configuration change may free raft's. */
+typedef struct rg_delayed {
+    struct raft_io_send *req;
+    raft_io_send_cb cb;
+    struct raft_message msg;
+    uint64_t due_ms;
+    struct rg_delayed *next;
+    char address[];
+} rg_delayed;
+
 struct rglue {
     uv_loop_t *loop;
     struct raft raft;
@@ -242,6 +254,11 @@ struct rglue {
     bool failed_transfer;   /* a failed leader handed leadership over */
     uint64_t cut[16];       /* rglue_cut: members we pretend not to reach */
     struct rg_drop *drops;  /* sends to them, failed by the pump */
+    uint64_t delay[16];     /* rglue_delay: members whose sends wait */
+    size_t n_delay;
+    unsigned delay_ms;
+    rg_delayed *delayed_head, *delayed_tail; /* in send order */
+    uv_timer_t delay_timer;
     size_t n_cut;
     unsigned cut_dirs;      /* RGLUE_CUT_* of that list */
     struct raft_transfer fail_transfer; /* lives as long as raft */
@@ -594,6 +611,7 @@ static void maybeBarrier(rglue *g)
 
 static void raftCloseCb(struct raft *r);
 static void completeDeferred(rglue *g);
+static void delayFlush(rglue *g, bool all);
 static void handleClosed(uv_handle_t *h);
 
 static void maybeFinish(rglue *g)
@@ -613,6 +631,8 @@ static void beginClose(rglue *g)
     failWaitingReads(g, RGLUE_ESHUTDOWN);
     /* Let a state-store sync finish its snapshot put on a live raft_uv. */
     if (g->n_presync > 0) return;
+    /* Held sends go out (or fail) while raft_uv still takes them. */
+    delayFlush(g, true);
     g->raft_closing = true;
     /* Fires the callbacks of in-flight applies and barriers, synchronously. */
     raft_close(&g->raft, raftCloseCb);
@@ -629,7 +649,8 @@ static void beginClose(rglue *g)
         uv_idle_stop(&g->idle);
         uv_close((uv_handle_t *)&g->idle, handleClosed);
         uv_close((uv_handle_t *)&g->prepare, handleClosed);
-        g->handles_open = 2;
+        uv_close((uv_handle_t *)&g->delay_timer, handleClosed);
+        g->handles_open = 3;
     }
 }
 
@@ -893,6 +914,68 @@ static bool isCutOff(rglue *g, uint64_t id, unsigned dir)
     return false;
 }
 
+static bool isDelayed(rglue *g, uint64_t id)
+{
+    for (size_t i = 0; i < g->n_delay; i++) {
+        if (g->delay[i] == id) return true;
+    }
+    return false;
+}
+
+static void delayTimerCb(uv_timer_t *t);
+
+/* Hold a send for delay_ms (rglue_delay). Sends keep their order: every one
+ * waits the same time. */
+static int delaySend(rglue *g, struct raft_io_send *req,
+                     const struct raft_message *m, raft_io_send_cb cb)
+{
+    const char *addr = m->server_address != NULL ? m->server_address : "";
+    size_t alen = strlen(addr) + 1;
+    rg_delayed *d = malloc(sizeof *d + alen);
+    if (d == NULL) return RAFT_NOMEM;
+    d->req = req;
+    d->cb = cb;
+    d->msg = *m;
+    memcpy(d->address, addr, alen);
+    d->msg.server_address = d->address;
+    d->due_ms = uv_now(g->loop) + g->delay_ms;
+    d->next = NULL;
+    if (g->delayed_tail != NULL) g->delayed_tail->next = d;
+    else g->delayed_head = d;
+    g->delayed_tail = d;
+    if (!uv_is_active((uv_handle_t *)&g->delay_timer)) {
+        uv_timer_start(&g->delay_timer, delayTimerCb, g->delay_ms, 0);
+    }
+    return 0;
+}
+
+/* Send the held messages that are due (all of them if @all). */
+static void delayFlush(rglue *g, bool all)
+{
+    uint64_t now = uv_now(g->loop);
+    while (g->delayed_head != NULL &&
+           (all || g->delayed_head->due_ms <= now)) {
+        rg_delayed *d = g->delayed_head;
+        g->delayed_head = d->next;
+        if (g->delayed_head == NULL) g->delayed_tail = NULL;
+        int rv = RAFT_NOCONNECTION;
+        if (!g->raft_closing && !isCutOff(g, d->msg.server_id, RGLUE_CUT_SEND)) {
+            rv = g->io_send(&g->io, d->req, &d->msg, d->cb);
+        }
+        if (rv != 0) d->cb(d->req, rv);
+        free(d);
+    }
+    if (g->delayed_head != NULL && !g->raft_closing) {
+        uv_timer_start(&g->delay_timer, delayTimerCb,
+                       g->delayed_head->due_ms - now, 0);
+    }
+}
+
+static void delayTimerCb(uv_timer_t *t)
+{
+    delayFlush(t->data, false);
+}
+
 static int ioSend(struct raft_io *io, struct raft_io_send *req,
                   const struct raft_message *m, raft_io_send_cb cb)
 {
@@ -920,6 +1003,7 @@ static int ioSend(struct raft_io *io, struct raft_io_send *req,
                          m->install_snapshot.data.len, NULL)) {
         return RAFT_IOERR;
     }
+    if (isDelayed(g, m->server_id)) return delaySend(g, req, m, cb);
     return g->io_send(io, req, m, cb);
 }
 
@@ -1453,8 +1537,10 @@ int rglue_start(const rglue_config *cfg, const rglue_fsm *fsm, rglue **out,
 
     uv_prepare_init(g->loop, &g->prepare);
     uv_idle_init(g->loop, &g->idle);
+    uv_timer_init(g->loop, &g->delay_timer);
     g->prepare.data = g;
     g->idle.data = g;
+    g->delay_timer.data = g;
     uv_prepare_start(&g->prepare, prepareCb);
     g->handles_ready = true;
     kick(g); /* first pump: report the role, fail-stop found in start */
@@ -1810,6 +1896,21 @@ int rglue_cut(rglue *g, const uint64_t *ids, size_t n, unsigned dirs)
     for (size_t i = 0; i < n; i++) g->cut[i] = ids[i];
     g->n_cut = n;
     g->cut_dirs = dirs;
+    return 0;
+}
+
+int rglue_delay(rglue *g, const uint64_t *ids, size_t n, unsigned ms)
+{
+    if (g == NULL || n > sizeof g->delay / sizeof g->delay[0] ||
+        (n > 0 && ids == NULL) || ms > 60000) {
+        return RGLUE_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) g->delay[i] = ids[i];
+    g->n_delay = ms > 0 ? n : 0;
+    g->delay_ms = ms;
+    /* What waits under the old setting goes now: a later send must not
+     * overtake it. */
+    if (g->n_delay == 0) delayFlush(g, true);
     return 0;
 }
 

@@ -222,6 +222,11 @@ enum { RGLUE_CUT_SEND = 1, RGLUE_CUT_RECV = 2,
  * as a network partition, or a one-way one, would. */
 GCS_API int rglue_cut(rglue *g, const uint64_t *ids, size_t n, unsigned dirs);
 
+/* Testing only: hold every raft message to members @ids for @ms (at most
+ * 60000) before sending it, replacing any earlier list; n = 0 or ms = 0
+ * sends what waits and heals. */
+GCS_API int rglue_delay(rglue *g, const uint64_t *ids, size_t n, unsigned ms);
+
 /* A latency histogram with fixed bucket bounds (microseconds, see
  * rglue_histogram_bounds_us), in the shape Prometheus wants. */
 #define RGLUE_HIST_BUCKETS 12

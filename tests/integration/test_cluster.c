@@ -1366,3 +1366,55 @@ Test(cluster, partitioned_leader_refuses_then_converges, .timeout = 90)
     }
     cluster_stop_all(&cl);
 }
+
+/* RAFT.DELAY on the leader holds its messages to both followers: nothing
+ * commits before they arrive, so a write takes at least the delay; in order,
+ * nothing lost. 0 heals. One-way RAFT.CUT SEND drops only what the leader
+ * sends to one follower: the other keeps the majority. */
+Test(cluster, delayed_and_one_way_links, .timeout = 90)
+{
+    cluster_start(&cl, 3, "--enable-test-commands --election-timeout 3000");
+    int ld = cluster_wait_leader(&cl, 10000);
+    int f1 = (ld + 1) % 3, f2 = (ld + 2) % 3;
+    redisContext *c = cluster_connect(&cl, ld);
+    EXPECT_STATUS(c, "OK", "SET k 0");
+    redisReply *r = harness_cmd(c, "RAFT.DELAY 400 %u %u", cluster_id(&cl, f1),
+                                cluster_id(&cl, f2));
+    ASSERT_STR(replyStr(r), "OK", "RAFT.DELAY");
+    freeReplyObject(r);
+    for (int i = 1; i <= 3; i++) {
+        long long t0 = harness_now_ms();
+        EXPECT_INT(c, i, "INCR n");
+        long long took = harness_now_ms() - t0;
+        cr_assert_geq(took, 390, "INCR %d committed after %lld ms, under the "
+                      "400-ms delay of every message to the followers", i,
+                      took);
+    }
+    EXPECT_ERROR(c, "ERR invalid delay: milliseconds from 0 to 60000",
+                 "RAFT.DELAY 60001 2");
+    EXPECT_STATUS(c, "OK", "RAFT.DELAY 0");
+    EXPECT_INT(c, 4, "INCR n");
+    /* One way: the leader's messages to f1 are dropped, f2 still acks. */
+    r = harness_cmd(c, "RAFT.CUT SEND %u", cluster_id(&cl, f1));
+    ASSERT_STR(replyStr(r), "OK", "RAFT.CUT SEND");
+    freeReplyObject(r);
+    EXPECT_INT(c, 5, "INCR n");
+    EXPECT_STATUS(c, "OK", "RAFT.CUT");
+    redisFree(c);
+    /* Healed: f1 catches up. */
+    long long deadline = harness_now_ms() + 20000;
+    for (;;) {
+        redisContext *cf = cluster_connect(&cl, f1);
+        EXPECT_STATUS(cf, "OK", "READONLY");
+        r = harness_cmd(cf, "GET n");
+        bool done = r->type == REDIS_REPLY_STRING && strcmp(r->str, "5") == 0;
+        freeReplyObject(r);
+        redisFree(cf);
+        if (done) break;
+        cr_assert_lt(harness_now_ms(), deadline, "member %d did not catch up "
+                     "after the links healed", f1);
+        harness_poll_pause(50);
+    }
+    (void)f2;
+}
+
