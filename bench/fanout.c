@@ -182,6 +182,7 @@ static long parseFrame(const char *p, size_t n, frame *f)
 enum { SEQ_SENT = 0, SEQ_ACKED = 1, SEQ_ERROR = 2, SEQ_UNKNOWN = 3 };
 
 static uint8_t *seqState;      /* per sequence number */
+static uint64_t *ackNs;        /* when its PUBLISH reply was read, or 0 */
 static uint64_t maxSeqs;
 static atomic_uint_fast64_t published; /* sequence numbers used: 1..published */
 static atomic_uint_fast64_t lastAcked; /* highest acked sequence number */
@@ -252,6 +253,7 @@ static void *publisher(void *arg)
                 pos += (size_t)used;
                 if (nextReply > sent) continue; /* cannot happen */
                 if (f.type == ':') {
+                    ackNs[nextReply] = nowNs();
                     seqState[nextReply] = SEQ_ACKED;
                     acked++;
                     atomic_store(&lastAcked, nextReply);
@@ -314,8 +316,20 @@ static uint64_t latOver, latN, latMaxNs;
 static uint64_t delivered, lastRecvNs;
 static int nSubscribed;
 
+/* Deliveries to the first SAMPLED_SUBS subscribers, kept to measure from
+ * the PUBLISH reply (the commit: gcsd replies once the entry committed and
+ * applied) to receipt once the publisher's reply times are known. */
+#define SAMPLED_SUBS 100
+typedef struct sample {
+    uint32_t seq;
+    uint64_t t;
+} sample;
+static sample *samples;
+static size_t nSamples, capSamples;
+
 static void onMessage(sub *s, const char *p, size_t n, uint64_t t)
 {
+    size_t idx = (size_t)(s - subs);
     char tmp[64];
     if (n >= sizeof tmp) return;
     memcpy(tmp, p, n);
@@ -331,6 +345,11 @@ static void onMessage(sub *s, const char *p, size_t n, uint64_t t)
     delivered++;
     lastRecvNs = t;
     if ((double)(sentNs - pubStartNs) < warmup * 1e9 || t < sentNs) return;
+    if (idx < SAMPLED_SUBS && nSamples < capSamples) {
+        samples[nSamples].seq = (uint32_t)seq;
+        samples[nSamples].t = t;
+        nSamples++;
+    }
     uint64_t d = t - sentNs;
     if (d > latMaxNs) latMaxNs = d;
     latN++;
@@ -387,17 +406,24 @@ static void subRead(sub *s, int ep)
     }
 }
 
-static uint64_t percentileNs(double q)
+/* Percentile @q of histogram @h holding @n samples (max @maxNs). */
+static uint64_t histPercentileNs(const uint32_t *h, uint64_t n, uint64_t maxNs,
+                                 double q)
 {
-    if (latN == 0) return 0;
-    uint64_t want = (uint64_t)(q * (double)latN);
-    if (want >= latN) want = latN - 1;
+    if (n == 0) return 0;
+    uint64_t want = (uint64_t)(q * (double)n);
+    if (want >= n) want = n - 1;
     uint64_t cum = 0;
     for (uint32_t i = 0; i < LAT_BUCKETS; i++) {
-        cum += lat[i];
+        cum += h[i];
         if (cum > want) return (uint64_t)i * LAT_RES_NS + LAT_RES_NS / 2;
     }
-    return latMaxNs;
+    return maxNs;
+}
+
+static uint64_t percentileNs(double q)
+{
+    return histPercentileNs(lat, latN, latMaxNs, q);
 }
 
 static void parsePorts(char *list)
@@ -434,6 +460,10 @@ int main(int argc, char **argv)
     }
     maxSeqs = (uint64_t)(rate * seconds) + 2;
     seqState = xcalloc(maxSeqs, 1);
+    ackNs = xcalloc(maxSeqs, sizeof *ackNs);
+    capSamples = (size_t)(maxSeqs * (uint64_t)(nSubs < SAMPLED_SUBS
+                                                   ? nSubs : SAMPLED_SUBS));
+    samples = xcalloc(capSamples > 0 ? capSamples : 1, sizeof *samples);
     lat = xcalloc(LAT_BUCKETS, sizeof *lat);
     subs = xcalloc((size_t)nSubs, sizeof *subs);
     int ep = epoll_create1(0);
@@ -519,6 +549,17 @@ int main(int argc, char **argv)
         if (got == live) unknownDelivered++;
         else if (got != 0) split++;
     }
+    /* Reply to receipt: 0 when the message came before the reply. */
+    uint32_t *c2r = xcalloc(LAT_BUCKETS, sizeof *c2r);
+    uint64_t c2rN = 0, c2rMax = 0;
+    for (size_t i = 0; i < nSamples; i++) {
+        uint64_t a = ackNs[samples[i].seq];
+        if (a == 0) continue;
+        uint64_t d = samples[i].t > a ? samples[i].t - a : 0;
+        if (d > c2rMax) c2rMax = d;
+        c2rN++;
+        if (d / LAT_RES_NS < LAT_BUCKETS) c2r[d / LAT_RES_NS]++;
+    }
     double pubSecs = (double)(pubEndNs - pubStartNs) / 1e9;
     double spanSecs = lastRecvNs > pubStartNs
                           ? (double)(lastRecvNs - pubStartNs) / 1e9 : 0;
@@ -529,6 +570,7 @@ int main(int argc, char **argv)
            " reconnects=%" PRIu64 " delivered=%" PRIu64
            " deliveries_per_s=%.0f events_per_s=%.0f"
            " p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f"
+           " commit_p50_ms=%.2f commit_p99_ms=%.2f"
            " lost=%" PRIu64 " reorders=%" PRIu64 " split=%" PRIu64 "\n",
            nSubs, live, rate, pub, pubSecs > 0 ? (double)pub / pubSecs : 0,
            acked, errors, unknown, unknownDelivered, reconnects, delivered,
@@ -537,6 +579,8 @@ int main(int argc, char **argv)
                ? (double)delivered / (double)live / spanSecs : 0,
            (double)percentileNs(0.50) / 1e6, (double)percentileNs(0.99) / 1e6,
            (double)percentileNs(0.999) / 1e6, (double)latMaxNs / 1e6,
+           (double)histPercentileNs(c2r, c2rN, c2rMax, 0.50) / 1e6,
+           (double)histPercentileNs(c2r, c2rN, c2rMax, 0.99) / 1e6,
            lost, reorders, split);
     if (errors > 0) fprintf(stderr, "bench_fanout: first error reply: %s\n",
                             firstError);
