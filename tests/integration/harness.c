@@ -31,21 +31,25 @@ const char *harness_gcsd_bin(void)
 
 int harness_free_port(void)
 {
-    /* Ports below 30000 keep port+10000 (the default raft port) valid. */
-    for (int attempt = 0; attempt < 200; attempt++) {
+    /* Ports come from a block below the kernel's ephemeral range
+     * (32768-60999), chosen by the process id (Criterion runs each test in
+     * a process of its own): no outgoing connection, and no other test's
+     * bind to port 0, takes them, so a server restarted on its port finds
+     * it free. Below 30000, port + 10000 (the default raft port) is valid. */
+    static int next = 0;
+    if (next == 0) next = 10000 + (int)(getpid() % 500) * 40;
+    for (int attempt = 0; attempt < 20000; attempt++) {
+        int port = next;
+        next = next + 1 < 30000 ? next + 1 : 10000;
         int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) continue;
         struct sockaddr_in sa = {0};
         sa.sin_family = AF_INET;
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        sa.sin_port = 0;
-        socklen_t len = sizeof sa;
-        int port = -1;
-        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-            getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-            port = ntohs(sa.sin_port);
-        }
+        sa.sin_port = htons((uint16_t)port);
+        int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
         close(fd);
-        if (port > 0) return port;
+        if (ok) return port;
     }
     cr_assert_fail("no free port");
     return -1;
