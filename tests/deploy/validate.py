@@ -102,7 +102,8 @@ REQUIRED = {
 
 # Variables the startup script reads that are not gcsd flag twins.
 SCRIPT_VARS = {"GCSD_INITIAL_MEMBERS", "GCSD_REPLICAS", "GCSD_PEER_SERVICE",
-               "GCSD_CLIENT_SERVICE", "GCSD_CLUSTER_DOMAIN", "GCSD_JOIN_ADDRESS"}
+               "GCSD_CLIENT_SERVICE", "GCSD_CLUSTER_DOMAIN", "GCSD_JOIN_ADDRESS",
+               "GCSD_SURVEY_RETRIES", "GCSD_SURVEY_PAUSE"}
 # Twins the script decides per pod: never set them in the manifest.
 PER_POD_TWINS = {"GCSD_ID", "GCSD_PEERS", "GCSD_JOIN", "GCSD_RAFT_ADVERTISE",
                  "GCSD_ADVERTISE"}
@@ -1025,7 +1026,8 @@ def run_startup(c, pod, ns, password, tmp, answers=None, data="fresh"):
             f.write(text)
     run_env = dict(env)
     run_env.update(PATH=os.path.join(tmp, "bin") + ":/usr/bin:/bin", FAKE_GCSD_OUT=out,
-                   FAKE_REDIS_OUT=rout, FAKE_REDIS_DIR=rdir, GCSD_DATA_DIR=data_dir)
+                   FAKE_REDIS_OUT=rout, FAKE_REDIS_DIR=rdir, GCSD_DATA_DIR=data_dir,
+                   GCSD_SURVEY_RETRIES="2", GCSD_SURVEY_PAUSE="0")
     try:
         # /bin/sh as in the image (dash on Debian), never the caller's shell.
         p = subprocess.run(["/bin/sh"] + argv[1:], env=run_env, capture_output=True,
@@ -1092,7 +1094,7 @@ def startup_scenarios(sts_name, peer_svc, client_svc, domain, initial, replicas,
     yield ("removed earlier, back on a fresh volume", status(others, 500, without_me), "fresh",
            dict(mode="join", remove=False, rc="ok"))
     yield ("a majority of the volumes lost", status(others[:1], 500, counted), "fresh",
-           dict(mode="join", remove=False, rc="ok"))
+           dict(mode="join", remove=False, rc="ok", confirm=True))
     yield ("restart on its own volume", status(others, 500, counted), "used",
            dict(mode=first, remove=False, rc="ok", quiet=True))
 
@@ -1145,6 +1147,9 @@ def simulate_startup_script(sts, c, flags, rep):
             with open(os.path.join(tmp, "bin", name), "w") as f:
                 f.write(body)
             os.chmod(os.path.join(tmp, "bin", name), stat.S_IRWXU)
+        def n_others(k):
+            return max(replicas, initial) - (1 if k < max(replicas, initial) else 0)
+
         for k in range(max(ORDINALS, replicas)):
             pod = "%s-%d" % (sts_name, k)
             for title, answers, data, want in startup_scenarios(
@@ -1177,6 +1182,11 @@ def simulate_startup_script(sts, c, flags, rep):
                         removes.append((h, cmd[1:]))
                     else:
                         rep.fail(sw, "unexpected redis-cli call %s" % a)
+                if want.get("confirm"):
+                    asked = [call for call in r["redis_cli"] if "RAFT.STATUS" in call["argv"]]
+                    rep.check(len(asked) > n_others(k), sw,
+                              "ordinal %d: must confirm a lost-majority verdict by asking again (a view taken "
+                              "during the first election can be lopsided), asked %d times" % (k, len(asked)))
                 if want.get("quiet"):
                     rep.check(not r["redis_cli"], sw, "a member with data must start without asking anyone")
                 if want["remove"]:
@@ -1678,6 +1688,9 @@ MUTATIONS = [
     ("script bootstraps over a lost majority",
      _script_edit('elif [ "$with_log" -lt $((voters / 2 + 1)) ]; then', 'elif false; then'),
      "majority of the volumes lost"),
+    ("script trusts a lopsided first view",
+     _script_edit('[ "$tries" -lt "${GCSD_SURVEY_RETRIES:-10}" ]; do', '[ "$tries" -lt 0 ]; do'),
+     "confirm a lost-majority"),
     ("script keeps a lost member the leader counts on",
      _script_edit('elif [ "$match" -gt 1 ]; then', 'elif false; then'), "RAFT.REMOVE"),
     ("script ignores a used data dir",
