@@ -1082,8 +1082,10 @@ def startup_scenarios(sts_name, peer_svc, client_svc, domain, initial, replicas,
         return
     yield ("first start, the others bootstrapped", status(others, 1, everyone), "fresh",
            dict(mode=first, remove=False, rc="ok"))
-    yield ("lost its data, the leader does not count on it", status(others, 500, everyone), "fresh",
-           dict(mode=first, remove=False, rc="ok"))
+    ans = status(others, 500, everyone)
+    ans[client + ":RAFT.REMOVE"] = "OK\n"
+    yield ("lost its data, the leader does not count on it (a new leader)", ans, "fresh",
+           dict(mode="join", remove=True, rc="ok"))
     ans = status(others, 500, counted)
     ans[client + ":RAFT.REMOVE"] = "OK\n"
     yield ("lost its data, the leader counts entries on it", ans, "fresh",
@@ -1692,7 +1694,9 @@ MUTATIONS = [
      _script_edit('[ "$tries" -lt "${GCSD_SURVEY_RETRIES:-10}" ]; do', '[ "$tries" -lt 0 ]; do'),
      "confirm a lost-majority"),
     ("script keeps a lost member the leader counts on",
-     _script_edit('elif [ "$match" -gt 1 ]; then', 'elif false; then'), "RAFT.REMOVE"),
+     _script_edit('elif [ "$best" -gt 0 ]; then', 'elif false; then'), "RAFT.REMOVE"),
+    ("script rejoins only when the leader counts on it",
+     _script_edit('elif [ "$best" -gt 0 ]; then', 'elif [ "$match" -gt 1 ]; then'), "RAFT.REMOVE"),
     ("script ignores a used data dir",
      _script_edit('fresh=yes\n', 'fresh=yes\n              fi\n              if true; then fresh=yes\n'),
      "without asking"),
