@@ -6,8 +6,8 @@
 Each "pod" gcsd-K runs the startup script of deploy/base/statefulset.yaml
 with the container environment of that manifest (the Secret's password, the
 downward API's pod name and namespace), exactly as the kubelet would start
-it, except that it binds its pod IP (127.0.0.21+K) instead of 0.0.0.0 (the
-pods share one host here) and that its volume is a temporary directory.
+it, except that it binds its pod IP (127.A.B.11+K, a block chosen per run)
+instead of 0.0.0.0 (the pods share one host here) and that its volume is a temporary directory.
 The pods' DNS names (gcsd-K.gcsd-peers.NS.svc.cluster.local) and the client
 Service's (gcsd.NS.svc.cluster.local, pointed at a running member) are in a
 private /etc/hosts: the script re-executes itself in its own mount namespace
@@ -27,7 +27,9 @@ At the end no acknowledged write is missing, on any member (read locally).
 Exits 0 when every check passed.
 """
 
+import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,8 +52,19 @@ PASSWORD = "sim-password-from-the-secret"
 PODS = 3
 
 
+# A loopback block of this run's own (all of 127/8 is loopback on Linux), so
+# that two runs on one machine never meet.
+BLOCK = "127.%d.%d." % (random.randint(64, 250), random.randint(1, 250))
+
+
 def ip_of(k):
-    return "127.0.0.%d" % (21 + k)
+    return BLOCK + str(11 + k)
+
+
+def die_with_parent():
+    """The pods die with this script, even on SIGKILL (prctl
+    PR_SET_PDEATHSIG survives the script's exec of gcsd)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 class Sim:
@@ -121,7 +134,7 @@ class Sim:
         log.write("---- start\n")
         log.flush()
         self.procs[k] = subprocess.Popen(self.shell + [self.script], env=env, stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         log.close()
 
     def kill(self, k):
@@ -269,6 +282,8 @@ def main(argv):
         os.environ["GCSD_STS_SIM_NS"] = "1"
         os.execvp("unshare", ["unshare", "-m", "--propagation", "private", sys.executable,
                               os.path.abspath(argv[0]), gcsd, gcsctl, root])
+    # meson's timeout sends SIGTERM: clean up as on any other exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("killed by SIGTERM"))
     sim = Sim(gcsd, gcsctl, root)
     t0 = time.monotonic()
     stop = threading.Event()
