@@ -6,7 +6,7 @@
 #
 #   sudo tests/deploy/local_cluster.sh [GCSD_BINARY]     (default build/gcs/gcsd)
 #
-# Not part of the meson suite: it needs root (a private mount namespace, in
+# meson test deploy_startup; it needs root (a private mount namespace, in
 # which a temporary /etc/hosts maps the pods' DNS names to 127.A.B.11-15, a
 # block chosen per run; the machine's own /etc/hosts is not touched),
 # redis-cli and python3-yaml, and takes about a minute.
