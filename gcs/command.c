@@ -51,29 +51,43 @@ static void tableInit(void)
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         for (size_t i = 0; i < groups[g].n; i++) t[k++] = &groups[g].cmds[i];
     }
+    /* The per-command counters in server.h are sized at compile time. */
+    if (total > SERVER_MAX_COMMANDS) abort();
     qsort(t, total, sizeof *t, compareCommands);
     table = t;
     tableLen = total;
 }
 
-const command *command_lookup(const char *name, size_t len)
+/* The table index of @name, or tableLen when unknown. */
+static size_t lookupIndex(const char *name, size_t len)
 {
     char lower[32];
-    if (len == 0 || len >= sizeof lower) return NULL;
+    tableInit();
+    if (len == 0 || len >= sizeof lower) return tableLen;
     for (size_t i = 0; i < len; i++) {
         lower[i] = (char)tolower((unsigned char)name[i]);
     }
     lower[len] = '\0';
-    tableInit();
     size_t lo = 0, hi = tableLen;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         int cmp = strcmp(lower, table[mid]->name);
-        if (cmp == 0) return table[mid];
+        if (cmp == 0) return mid;
         if (cmp < 0) hi = mid;
         else lo = mid + 1;
     }
-    return NULL;
+    return tableLen;
+}
+
+const command *command_lookup(const char *name, size_t len)
+{
+    size_t i = lookupIndex(name, len);
+    return i < tableLen ? table[i] : NULL;
+}
+
+void command_count_reply(server *srv, size_t index, bool error)
+{
+    if (index < SERVER_MAX_COMMANDS) srv->command_results[index][error]++;
 }
 
 size_t command_count(void)
@@ -460,10 +474,36 @@ static int dispatchEnvelope(client *c, const resp_arg *payload)
     return ret;
 }
 
+static int dispatchTop(client *c, const command *cmd, size_t argc,
+                       const resp_arg *argv);
+
+/* Every command is counted by name and result here. A reply that goes
+ * straight to the output buffer is looked at when dispatch returns; one
+ * that needs a reply slot (a write, a read behind writes, anything queued
+ * behind outstanding replies) is counted by server.c when the slot's reply
+ * leaves or is dropped. */
 int command_dispatch(client *c, size_t argc, const resp_arg *argv)
 {
+    size_t idx = lookupIndex(argv[0].ptr, argv[0].len);
+    if (idx >= tableLen) return dispatchTop(c, NULL, argc, argv);
+    bool direct = c->slots_head == NULL;
+    size_t before = c->out.len;
+    c->stat_cmd = (unsigned)idx + 1;
+    int ret = dispatchTop(c, table[idx], argc, argv);
+    if (c->stat_cmd != 0) {
+        /* No slot took it: the reply, if any, was appended to c->out. */
+        c->stat_cmd = 0;
+        if (direct && c->out.len > before) {
+            command_count_reply(c->srv, idx, c->out.data[before] == '-');
+        }
+    }
+    return ret;
+}
+
+static int dispatchTop(client *c, const command *cmd, size_t argc,
+                       const resp_arg *argv)
+{
     server *srv = c->srv;
-    const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
 
     srv->stats.commands_processed++;
     c->last_cmd_ms = server_now_ms();

@@ -82,6 +82,9 @@ const command *command_lookup(const char *name, size_t len);
 size_t command_count(void);
 const command *command_at(size_t i);
 
+/* Count a reply to command_at(@index) in srv->command_results. */
+void command_count_reply(server *srv, size_t index, bool error);
+
 enum { DISPATCH_DONE = 0, DISPATCH_WAIT = 1 };
 
 /* Run one request of @c. DISPATCH_WAIT means it cannot run before the

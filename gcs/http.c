@@ -8,6 +8,7 @@
 #include <raft.h>
 #include <uv.h>
 
+#include "command.h"
 #include "fsm.h"
 #include "proxy.h"
 #include "pubsub.h"
@@ -102,21 +103,57 @@ static void metric(resp_buf *b, const char *name, const char *type,
         type, name, value);
 }
 
-/* A latency histogram in seconds, buckets cumulative as Prometheus wants. */
-static void histogram(resp_buf *b, const char *name, const char *help,
-                      const rglue_histogram *h)
+/* A latency histogram in seconds from per-bucket counts (the last one above
+ * every bound) and bounds in microseconds; Prometheus wants the buckets
+ * cumulative. */
+static void histogramOf(resp_buf *b, const char *name, const char *help,
+                        const uint64_t *counts, const uint64_t *bounds_us,
+                        size_t n_bounds, uint64_t n, uint64_t sum_us)
 {
     resp_add_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
                     name);
     uint64_t cum = 0;
-    for (size_t i = 0; i < RGLUE_HIST_BUCKETS; i++) {
-        cum += h->counts[i];
+    for (size_t i = 0; i < n_bounds; i++) {
+        cum += counts[i];
         resp_add_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-                        (double)rglue_histogram_bounds_us[i] / 1e6, cum);
+                        (double)bounds_us[i] / 1e6, cum);
     }
-    resp_add_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->n);
+    resp_add_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, n);
     resp_add_printf(b, "%s_sum %.6f\n%s_count %" PRIu64 "\n", name,
-                    (double)h->sum_us / 1e6, name, h->n);
+                    (double)sum_us / 1e6, name, n);
+}
+
+static void histogram(resp_buf *b, const char *name, const char *help,
+                      const rglue_histogram *h)
+{
+    histogramOf(b, name, help, h->counts, rglue_histogram_bounds_us,
+                RGLUE_HIST_BUCKETS, h->n, h->sum_us);
+}
+
+static void storageHistogram(resp_buf *b, const char *name, const char *help,
+                             const storage_timing *t)
+{
+    histogramOf(b, name, help, t->counts, storage_timing_bounds_us,
+                STORAGE_TIMING_BUCKETS, t->n, t->sum_us);
+}
+
+/* gcsd_commands_total for every command called at least once. */
+static void commandCounters(server *srv, resp_buf *b)
+{
+    resp_add_printf(b, "# HELP gcsd_commands_total Commands answered, by "
+                       "command name and result (error: an error reply, or "
+                       "the connection closed on an unknown outcome).\n"
+                       "# TYPE gcsd_commands_total counter\n");
+    size_t n = command_count();
+    for (size_t i = 0; i < n && i < SERVER_MAX_COMMANDS; i++) {
+        const uint64_t *r = srv->command_results[i];
+        if (r[0] == 0 && r[1] == 0) continue;
+        const char *name = command_at(i)->name;
+        resp_add_printf(b, "gcsd_commands_total{command=\"%s\",result=\"ok\"}"
+                        " %" PRIu64 "\n", name, r[0]);
+        resp_add_printf(b, "gcsd_commands_total{command=\"%s\",result="
+                        "\"error\"} %" PRIu64 "\n", name, r[1]);
+    }
 }
 
 static void metrics(server *srv, resp_buf *b)
@@ -149,6 +186,15 @@ static void metrics(server *srv, resp_buf *b)
            st.failed || srv->fsm->failed);
     metric(b, "gcsd_raft_snapshots_total", "counter", "Snapshots taken.",
            st.snapshots_taken);
+    histogram(b, "gcsd_raft_snapshot_duration_seconds",
+              "Taking a snapshot: syncing the state store to disk, then "
+              "raft writing its snapshot record.", &st.snapshot_take_us);
+    metric(b, "gcsd_raft_snapshots_installed_total", "counter",
+           "Snapshots received from a leader and installed.",
+           st.snapshots_installed);
+    histogram(b, "gcsd_raft_snapshot_install_duration_seconds",
+              "Installing a leader's snapshot: restoring the state store "
+              "from it.", &st.snapshot_install_us);
     metric(b, "gcsd_raft_entries_proposed_total", "counter",
            "Log entries formed by group commit.", st.entries_proposed);
     metric(b, "gcsd_raft_commands_proposed_total", "counter",
@@ -162,6 +208,14 @@ static void metrics(server *srv, resp_buf *b)
     histogram(b, "gcsd_apply_duration_seconds",
               "Applying one log entry to the state (one LMDB transaction).",
               &srv->fsm->apply_us);
+    storage_timing commit_t, sync_t;
+    storage_get_timings(srv->fsm->store, &commit_t, &sync_t);
+    storageHistogram(b, "gcsd_storage_commit_duration_seconds",
+                     "LMDB write-transaction commits (no fsync: raft's "
+                     "log carries durability).", &commit_t);
+    storageHistogram(b, "gcsd_storage_sync_duration_seconds",
+                     "fsyncs of the state store (before each snapshot).",
+                     &sync_t);
     metric(b, "gcsd_forwarded_total", "counter",
            "Commands forwarded to the leader.", ps.forwarded);
     metric(b, "gcsd_retried_total", "counter",
@@ -179,6 +233,7 @@ static void metrics(server *srv, resp_buf *b)
            "Commands received from clients.", srv->stats.commands_processed);
     metric(b, "gcsd_commands_failed_total", "counter",
            "Commands answered with an error.", srv->stats.commands_failed);
+    commandCounters(srv, b);
     metric(b, "gcsd_connected_clients", "gauge", "Connected clients.",
            srv->n_clients);
     metric(b, "gcsd_connections_received_total", "counter",

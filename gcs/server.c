@@ -100,6 +100,8 @@ reply_slot *client_slot_new(client *c)
     reply_slot *s = xcalloc(1, sizeof *s);
     s->client = c;
     s->srv = c->srv;
+    s->stat_cmd = c->stat_cmd; /* the first slot of a command carries it */
+    c->stat_cmd = 0;
     resp_buf_init(&s->reply);
     if (c->slots_tail != NULL) c->slots_tail->next = s;
     else c->slots_head = s;
@@ -116,8 +118,19 @@ reply_slot *server_slot_detached(server *srv)
     return s;
 }
 
+/* Count @s's reply under its command, once. */
+static void slotCount(reply_slot *s)
+{
+    if (s->stat_cmd == 0) return;
+    command_count_reply(s->srv, s->stat_cmd - 1,
+                        s->abort || (s->reply.len > 0 &&
+                                     s->reply.data[0] == '-'));
+    s->stat_cmd = 0;
+}
+
 static void slotFree(reply_slot *s)
 {
+    slotCount(s);
     resp_buf_free(&s->reply);
     free(s);
 }
@@ -154,6 +167,7 @@ void client_slot_done(reply_slot *slot)
         c->slots_head = s->next;
         if (c->slots_head == NULL) c->slots_tail = NULL;
         c->n_slots--;
+        slotCount(s); /* before the buffer may be stolen */
         if (c->out.len == 0 && s->reply.len > 0) {
             /* Steal the buffer rather than copy it. */
             resp_buf tmp = c->out;

@@ -40,6 +40,9 @@ struct reply_slot {
     bool abort;        /* no reply: close the connection when it is due */
     server *srv;
     uint64_t admitted; /* bytes counted in srv->admitted_bytes */
+    /* 1 + the command_at() index whose reply this is, counted in
+     * srv->command_results when the reply leaves or is dropped; 0: none. */
+    unsigned stat_cmd;
     resp_buf reply;
 };
 
@@ -68,6 +71,9 @@ struct client {
     int64_t ctime_ms;       /* connected at */
     int64_t last_cmd_ms;
     char last_cmd[32];
+    /* 1 + the command_at() index being dispatched until a reply slot takes
+     * it over (see stat_cmd); 0 otherwise. */
+    unsigned stat_cmd;
 
     /* Input. Requests are parsed in place; a parsed request that cannot run
      * yet is "held" (argv keeps pointing into inbuf) and reading from the
@@ -103,6 +109,9 @@ typedef struct server_stats {
     uint64_t protocol_errors;
 } server_stats;
 
+/* Room for per-command counters, indexed like command_at(). */
+#define SERVER_MAX_COMMANDS 256
+
 struct server {
     uv_loop_t *loop;
     const config *cfg;
@@ -124,6 +133,8 @@ struct server {
     client *resume_list;
     uint64_t admitted_bytes; /* estimated growth of writes not yet applied */
     server_stats stats;
+    /* Replies per command: [i][0] ok, [i][1] error (command.c counts). */
+    uint64_t command_results[SERVER_MAX_COMMANDS][2];
     int64_t start_ms;
     char run_id[41];
     bool stopping;

@@ -109,6 +109,7 @@ typedef struct rg_put {
     const struct raft_snapshot *snapshot;
     unsigned trailing;
     int rc;
+    uint64_t start_ns; /* uv_hrtime when raft asked for the put */
 } rg_put;
 
 /* An InstallSnapshot held back while a local snapshot is being taken. */
@@ -246,6 +247,8 @@ struct rglue {
     uint64_t commands_proposed;
     uint64_t snapshots_taken;
     uint64_t snapshots_installed;
+    rglue_histogram snapshot_take_us;    /* state sync + raft's put */
+    rglue_histogram snapshot_install_us; /* state machine restore */
     uint64_t barriers;
     uint64_t leader_changes;
     uint64_t last_leader;
@@ -881,10 +884,15 @@ static int fsmRestore(struct raft_fsm *rf, struct raft_buffer *buf)
                  (unsigned long long)have, (unsigned long long)marker);
         rv = RAFT_CORRUPT;
     } else {
+        uint64_t t0 = uv_hrtime();
         int rc = g->fsm.restore(g->fsm.ctx, buf->base, buf->len);
         if (rc == 0) {
             raft_free(buf->base);
-            if (!g->in_start) g->snapshots_installed++;
+            if (!g->in_start) {
+                g->snapshots_installed++;
+                rglue_histogram_add(&g->snapshot_install_us,
+                                    (uv_hrtime() - t0) / 1000);
+            }
             return 0;
         }
         snprintf(g->start_err, sizeof g->start_err,
@@ -1117,7 +1125,11 @@ static void putDone(rg_put *p, int status)
 static void putCb(struct raft_io_snapshot_put *inner, int status)
 {
     rg_put *p = inner->data;
-    if (status == 0) p->g->snapshots_taken++;
+    if (status == 0) {
+        p->g->snapshots_taken++;
+        rglue_histogram_add(&p->g->snapshot_take_us,
+                            (uv_hrtime() - p->start_ns) / 1000);
+    }
     putDone(p, status);
 }
 
@@ -1179,6 +1191,7 @@ static int ioSnapshotPut(struct raft_io *io, unsigned trailing,
     p->cb = cb;
     p->snapshot = snapshot;
     p->trailing = trailing;
+    p->start_ns = uv_hrtime();
     req->cb = cb;
     if (uv_queue_work(g->loop, &p->work, presyncWork, presyncAfter) != 0) {
         free(p);
@@ -1644,6 +1657,8 @@ void rglue_get_status(rglue *g, rglue_status *st)
     st->commands_proposed = g->commands_proposed;
     st->snapshots_taken = g->snapshots_taken;
     st->snapshots_installed = g->snapshots_installed;
+    st->snapshot_take_us = g->snapshot_take_us;
+    st->snapshot_install_us = g->snapshot_install_us;
     st->barriers = g->barriers;
     st->leader_changes = g->leader_changes;
     st->commit_us = g->commit_us;

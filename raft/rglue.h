@@ -258,6 +258,10 @@ typedef struct rglue_status {
     uint64_t commands_proposed;
     uint64_t snapshots_taken;
     uint64_t snapshots_installed; /* full dumps received from a leader */
+    /* Taking a snapshot: syncing the state store, then raft's put. */
+    rglue_histogram snapshot_take_us;
+    /* Installing a leader's snapshot: the state machine's restore. */
+    rglue_histogram snapshot_install_us;
     uint64_t barriers;
     uint64_t leader_changes;   /* times the known leader changed */
     rglue_histogram commit_us; /* leader: entry formed -> applied */

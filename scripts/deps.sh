@@ -27,6 +27,18 @@ PACKAGES=(
   libclang-rt-14-dev
 )
 
+# Node.js and npm for the Kubernetes API-schema check in tests/deploy
+# (kubernetes-models from the npm registry), in a source tree that has it
+# (the image build copies this script alone). A node installed some other
+# way, with its own npm, is used as it is: Debian's npm would conflict.
+SCHEMA_SRC=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)/tests/deploy/schema
+if [ -f "$SCHEMA_SRC/package.json" ] &&
+   ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
+# Where those npm packages go (tests/deploy/validate.py looks there too).
+SCHEMA_DIR=${GCSD_SCHEMA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gcsd/k8s-schema}
+
 RAFT_VERSION=0.22.1                # upstream version we want
 RAFT_DEBIAN_VERSION=0.22.1-1       # Debian source version providing it
 RAFT_SUITE=trixie                  # Debian release that has that source
@@ -347,6 +359,25 @@ build_raft() {
   fi
 }
 
+# npm ci of tests/deploy/schema's pinned package-lock.json into SCHEMA_DIR,
+# once per version of the lock (a stamp in node_modules records it).
+install_schema() {
+  [ -f "$SCHEMA_SRC/package.json" ] || return 0
+  local want stamp=$SCHEMA_DIR/node_modules/.gcsd-lock
+  want=$(cat "$SCHEMA_SRC/package.json" "$SCHEMA_SRC/package-lock.json" | sha256sum)
+  want=${want%% *}
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "Kubernetes API schemas (npm kubernetes-models) already in $SCHEMA_DIR"
+    return 0
+  fi
+  mkdir -p "$SCHEMA_DIR"
+  cp "$SCHEMA_SRC/package.json" "$SCHEMA_SRC/package-lock.json" "$SCHEMA_DIR/"
+  run_q "npm ci: Kubernetes API schemas (kubernetes-models) into $SCHEMA_DIR" \
+    npm ci --prefix "$SCHEMA_DIR" --no-audit --no-fund --ignore-scripts
+  printf '%s\n' "$want" >"$stamp"
+}
+
 install_packages
 build_raft
+install_schema
 say "dependencies OK"

@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* Tables in dump order (DB_* in storage_int.h). New tables go at the end. */
 static const char *const dbNames[DB_COUNT] = {"meta", "keys", "fields",
@@ -626,11 +627,57 @@ void storage_close(storage *s)
     free(s);
 }
 
+/* ---- timings ------------------------------------------------------------ */
+
+const uint64_t storage_timing_bounds_us[STORAGE_TIMING_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+    1000000};
+
+static uint64_t nowUs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void timingAdd(storage_atomic_timing *t, uint64_t us)
+{
+    size_t i = 0;
+    while (i < STORAGE_TIMING_BUCKETS && us > storage_timing_bounds_us[i])
+        i++;
+    atomic_fetch_add_explicit(&t->counts[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->sum_us, us, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->n, 1, memory_order_relaxed);
+}
+
+static void timingRead(storage_atomic_timing *t, storage_timing *out)
+{
+    if (out == NULL)
+        return;
+    for (size_t i = 0; i <= STORAGE_TIMING_BUCKETS; i++)
+        out->counts[i] =
+            atomic_load_explicit(&t->counts[i], memory_order_relaxed);
+    out->sum_us = atomic_load_explicit(&t->sum_us, memory_order_relaxed);
+    out->n = atomic_load_explicit(&t->n, memory_order_relaxed);
+}
+
+void storage_get_timings(storage *s, storage_timing *commit,
+                         storage_timing *sync)
+{
+    if (s == NULL)
+        return;
+    timingRead(&s->commit_timing, commit);
+    timingRead(&s->sync_timing, sync);
+}
+
 int storage_sync(storage *s)
 {
     if (s == NULL)
         return STORAGE_EINVAL;
-    return fromMdb(mdb_env_sync(s->env, 1));
+    uint64_t t0 = nowUs();
+    int rc = fromMdb(mdb_env_sync(s->env, 1));
+    timingAdd(&s->sync_timing, nowUs() - t0);
+    return rc;
 }
 
 int storage_get_info(storage *s, storage_info *info)
@@ -732,6 +779,10 @@ int storage_commit(storage_txn *t)
     if (t->failed) {
         mdb_txn_abort(t->txn);
         ret = t->failed;
+    } else if (t->write) {
+        uint64_t t0 = nowUs();
+        ret = fromMdb(mdb_txn_commit(t->txn));
+        timingAdd(&t->s->commit_timing, nowUs() - t0);
     } else {
         ret = fromMdb(mdb_txn_commit(t->txn));
     }

@@ -89,6 +89,24 @@ typedef struct storage_info {
 } storage_info;
 GCS_API int storage_get_info(storage *s, storage_info *info);
 
+/* Cumulative durations, for metrics: counts per bucket with fixed upper
+ * bounds (storage_timing_bounds_us; the last count is above every bound),
+ * their sum and number. */
+#define STORAGE_TIMING_BUCKETS 12
+typedef struct storage_timing {
+    uint64_t counts[STORAGE_TIMING_BUCKETS + 1];
+    uint64_t sum_us;
+    uint64_t n;
+} storage_timing;
+GCS_API extern const uint64_t storage_timing_bounds_us[STORAGE_TIMING_BUCKETS];
+
+/* How long write-transaction commits (storage_commit of a write
+ * transaction, successful or not) and storage_sync calls took so far. With
+ * MDB_NOSYNC a commit writes pages but does not fsync; storage_sync is the
+ * fsync. Either argument may be NULL. Safe from any thread. */
+GCS_API void storage_get_timings(storage *s, storage_timing *commit,
+                                 storage_timing *sync);
+
 /* Bytes of pages freed by deletes and waiting for reuse (LMDB's freelist):
  * used_bytes above is a high-water mark, this is what of it is reusable.
  * Walks the freelist: call it when the figure matters, not per command. */

@@ -15,12 +15,20 @@ enum { DB_META, DB_KEYS, DB_FIELDS, DB_TABLES, DB_COUNT };
 /* The ordering hash: bytes -> 64-bit value stored in every key. */
 typedef uint64_t (*storage_hash_fn)(const void *data, size_t len);
 
+typedef struct storage_atomic_timing {
+    atomic_uint_least64_t counts[STORAGE_TIMING_BUCKETS + 1];
+    atomic_uint_least64_t sum_us, n;
+} storage_atomic_timing;
+
 struct storage {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
     storage_hash_fn hash;
     atomic_bool writing; /* a write transaction is open */
     char *dataPath;      /* <dir>/data.mdb, for storage_get_info */
+    /* storage_get_timings: commits run on one thread, syncs on another,
+     * metrics are read on a third, hence relaxed atomics. */
+    storage_atomic_timing commit_timing, sync_timing;
 };
 
 struct storage_txn {

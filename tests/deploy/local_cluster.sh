@@ -6,11 +6,10 @@
 #
 #   sudo tests/deploy/local_cluster.sh [GCSD_BINARY]     (default build/gcs/gcsd)
 #
-# Not part of the meson suite: it needs root (a private mount namespace, in
-# which a temporary /etc/hosts maps the pods' DNS names to 127.0.0.11-15; the
-# machine's own /etc/hosts is not touched), redis-cli and python3-yaml, and
-# takes about two minutes. Ports 6379, 16379 and 8080 on 127.0.0.11-15 must
-# be free.
+# meson test deploy_startup; it needs root (a private mount namespace, in
+# which a temporary /etc/hosts maps the pods' DNS names to 127.A.B.11-15, a
+# block chosen per run; the machine's own /etc/hosts is not touched),
+# redis-cli and python3-yaml, and takes about a minute.
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -37,7 +36,10 @@ trap cleanup EXIT
 
 NS=ns1
 SVC=svc.cluster.local
-ip_of() { echo "127.0.0.1$(($1 + 1))"; }
+# A loopback block of this run's own (all of 127/8 is loopback), so that two
+# runs on one machine never meet.
+BLOCK=127.$((RANDOM % 180 + 64)).$((RANDOM % 250 + 1))
+ip_of() { echo "$BLOCK.$(($1 + 11))"; }
 # The client Service "gcsd" points at one running member (rewritten in place:
 # the bind mount follows the inode).
 service_to() {
@@ -80,6 +82,13 @@ stop() { local k; for k; do [ -n "${PID[$k]:-}" ] && kill -9 "${PID[$k]}" 2>/dev
 R() { REDISCLI_AUTH=pw timeout 5 redis-cli -h "$(ip_of "$1")" -p 6379 "${@:2}" 2>/dev/null || true; }
 field() { R "$1" RAFT.STATUS | awk -v f="$2" 'p { print; exit } $0 == f { p = 1 }'; }
 voters() { R "$1" RAFT.STATUS | grep -c '^voter$' || true; }
+# The leader's id as member $1 sees it, once it knows one (up to 20 s;
+# elections take longer on a loaded machine). Fails the run without one.
+has_leader() { case $(field "$1" leader_id) in ''|0) return 1 ;; esac; }
+leader_id() {
+  until_ 20 has_leader "$1" || { echo "FAIL no leader known to gcsd-$1" >&2; return 1; }
+  field "$1" leader_id
+}
 ready() {
   local r
   r=$(exec 3<>"/dev/tcp/$(ip_of "$1")/8080" 2>/dev/null &&
@@ -115,7 +124,7 @@ for i in $(seq 1 100); do R 0 SET "key$i" "v$i" >/dev/null; done
 check "writes through any member" until_ 10 has_data 2
 
 echo "== a follower loses its volume"
-L=$(field 0 leader_id); v=$(( L % 3 ))   # the ordinal of a follower
+L=$(leader_id 0) || { FAILED=1; L=1; }; v=$(( L % 3 ))   # the ordinal of a follower
 service_to $((L - 1))                    # the Service reaches the leader
 stop "$v"; sleep 2.5; rm -rf "$W/d$v"; start "$v" 3
 check "gcsd-$v removed itself and joined again" until_ 30 log_has "$v" "RAFT.REMOVE $((v + 1)), then joining"
@@ -123,7 +132,7 @@ check "gcsd-$v has the data again" until_ 40 has_data "$v"
 check "three voters again" until_ 20 voters_are $((L - 1)) 3
 
 echo "== the leader loses its volume"
-L=$(field 0 leader_id); v=$((L - 1)); service_to $(( (v + 1) % 3 ))
+L=$(leader_id 0) || { FAILED=1; L=1; }; v=$((L - 1)); service_to $(( (v + 1) % 3 ))
 stop "$v"; sleep 2.5; rm -rf "$W/d$v"; start "$v" 3
 check "gcsd-$v (was leader) has the data again" until_ 40 has_data "$v"
 
@@ -139,7 +148,8 @@ check "gcsd-4 has the data" until_ 40 has_data 4
 R 0 RAFT.REMOVE 5 >/dev/null; R 0 RAFT.REMOVE 4 >/dev/null; stop 3 4
 
 echo "== shrink below the initial count, grow back on fresh volumes"
-if [ "$(field 0 leader_id)" != 1 ]; then R 0 RAFT.TRANSFER 1 >/dev/null; sleep 1; fi
+if [ "$(leader_id 0)" != 1 ]; then R 0 RAFT.TRANSFER 1 >/dev/null; fi
+check "gcsd-0 leads (before removing 2 and 3)" until_ 20 eval '[ "$(leader_id 0)" = 1 ]'
 R 0 RAFT.REMOVE 3 >/dev/null; R 0 RAFT.REMOVE 2 >/dev/null; stop 1 2; rm -rf "$W/d1" "$W/d2"
 check "gcsd-0 alone is a voter" until_ 20 voters_are 0 1
 start 1 3; start 2 3

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Checks the Kubernetes deployment in deploy/ without a cluster.
 
-    tests/deploy/validate.py [SOURCE_ROOT] [--no-kubectl] [--no-self-test] [-v]
+    tests/deploy/validate.py [SOURCE_ROOT] [--no-kubectl] [--no-schema] [--no-self-test] [-v]
 
-What it checks (stdlib + PyYAML only):
+What it checks (stdlib + PyYAML; node for the schema check):
 
   * every YAML file under deploy/ parses (multi-document), every object has a
     known apiVersion/kind, a name and the fields its kind needs;
@@ -23,6 +23,20 @@ What it checks (stdlib + PyYAML only):
     ordinals 0..4 against a fake gcsd; the flags and environment gcsd would
     see are parsed the way gcs/config.c does, and --id, --peers, --join,
     --raft-advertise and --advertise are compared with what they must be;
+  * the overlays dev (1 member), prod (3, members on distinct nodes, with the
+    backup CronJob of components/backup) and prod-5 (5) exist; components
+    and images transformers are applied by the static rendering too;
+  * the NetworkPolicy admits the client port only from gcsd pods and pods
+    labelled gcsd-client=true; every client workload (the backup CronJob,
+    the example Jobs, the RayCluster head) carries that label, uses gcsd's
+    password Secret and the client Service, and the StatefulSet's image;
+  * every rendered object (static and kubectl renderings) and every example
+    validates against the Kubernetes API schemas: tests/deploy/schema/
+    check.cjs with the npm package kubernetes-models (pinned in its
+    package-lock.json, installed by scripts/deps.sh into
+    ~/.cache/gcsd/k8s-schema or $GCSD_SCHEMA_DIR), unknown fields rejected
+    as kubectl's strict validation does. The RayCluster (a CRD) has no
+    schema there and is skipped with a note;
   * deploy/examples/raycluster.yaml points KubeRay at the client Service with
     the same password Secret; the Dockerfile builds from deps.sh with meson
     and ships the runtime libraries; docs/kubernetes.md names existing paths;
@@ -57,9 +71,19 @@ KNOWN_KINDS = {
     ("apps/v1", "StatefulSet"),
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("v1", "PersistentVolumeClaim"),
+    ("batch/v1", "CronJob"),
+    ("batch/v1", "Job"),
     ("ray.io/v1", "RayCluster"),
     ("kustomize.config.k8s.io/v1beta1", "Kustomization"),
+    ("kustomize.config.k8s.io/v1alpha1", "Component"),
 }
+
+# The overlays deploy/overlays must have, with their member counts.
+EXPECTED_OVERLAYS = {"dev": 1, "prod": 3, "prod-5": 5}
+
+# Pods with this label may reach the client port (the NetworkPolicy's rule).
+CLIENT_LABEL = ("gcsd-client", "true")
 
 # Required fields per kind (dotted paths below the object).
 REQUIRED = {
@@ -71,11 +95,15 @@ REQUIRED = {
     "NetworkPolicy": ["spec.podSelector", "spec.policyTypes", "spec.ingress"],
     "RayCluster": ["spec.headGroupSpec.template.spec.containers",
                    "spec.workerGroupSpecs", "spec.gcsFaultToleranceOptions.redisAddress"],
+    "CronJob": ["spec.schedule", "spec.jobTemplate.spec.template.spec.containers"],
+    "Job": ["spec.template.spec.containers"],
+    "PersistentVolumeClaim": ["spec.accessModes", "spec.resources.requests.storage"],
 }
 
 # Variables the startup script reads that are not gcsd flag twins.
 SCRIPT_VARS = {"GCSD_INITIAL_MEMBERS", "GCSD_REPLICAS", "GCSD_PEER_SERVICE",
-               "GCSD_CLIENT_SERVICE", "GCSD_CLUSTER_DOMAIN", "GCSD_JOIN_ADDRESS"}
+               "GCSD_CLIENT_SERVICE", "GCSD_CLUSTER_DOMAIN", "GCSD_JOIN_ADDRESS",
+               "GCSD_SURVEY_RETRIES", "GCSD_SURVEY_PAUSE"}
 # Twins the script decides per pod: never set them in the manifest.
 PER_POD_TWINS = {"GCSD_ID", "GCSD_PEERS", "GCSD_JOIN", "GCSD_RAFT_ADVERTISE",
                  "GCSD_ADVERTISE"}
@@ -318,9 +346,10 @@ def check_objects(tree, rep):
             wi = "%s#%d" % (w, i) if len(docs) > 1 else w
             api, kind = d.get("apiVersion"), d.get("kind")
             if is_kustomization_file(p):
-                rep.check(kind in (None, "Kustomization"), wi, "kustomization file of kind %r" % kind)
+                rep.check(kind in (None, "Kustomization", "Component"), wi,
+                          "kustomization file of kind %r" % kind)
                 if api is not None:
-                    rep.check((api, "Kustomization") in KNOWN_KINDS, wi,
+                    rep.check((api, kind or "Kustomization") in KNOWN_KINDS, wi,
                               "unknown kustomization apiVersion %r" % api)
                 continue
             if not rep.check((api, kind) in KNOWN_KINDS, wi,
@@ -372,8 +401,9 @@ def smp_merge(base, patch):
     return copy.deepcopy(patch)
 
 
-def render_static(tree, kdir, rep, seen=None):
-    """Resources of the kustomization in kdir with its patches applied."""
+def render_static(tree, kdir, rep, seen=None, base_objs=None):
+    """Resources of the kustomization in kdir with its components, patches
+    and images applied (for a Component: on top of base_objs)."""
     seen = seen or set()
     if kdir in seen:
         rep.fail(tree.where(kdir), "kustomization cycle")
@@ -381,7 +411,7 @@ def render_static(tree, kdir, rep, seen=None):
     seen = seen | {kdir}
     kpath, k = tree.kustomizations[kdir]
     w = tree.where(kpath)
-    objs = []
+    objs = list(base_objs or [])
     for r in (k.get("resources") or []):
         p = os.path.normpath(os.path.join(kdir, r))
         if os.path.isdir(p):
@@ -394,6 +424,17 @@ def render_static(tree, kdir, rep, seen=None):
             objs.extend(copy.deepcopy(tree.files.get(p, [])))
         if os.path.basename(r).startswith("secret.example"):
             rep.fail(w, "%s must not be a resource (it is an example to copy)" % r)
+    # Components: their resources join, then their patches and images apply
+    # to everything so far (kustomize's order: resources, components, then
+    # this kustomization's own transformers).
+    for cpath in (k.get("components") or []):
+        cdir = os.path.normpath(os.path.join(kdir, cpath))
+        if not rep.check(cdir in tree.kustomizations, w, "component %s has no kustomization" % cpath):
+            continue
+        if not rep.check(tree.kustomizations[cdir][1].get("kind") == "Component", w,
+                         "component %s is not of kind Component" % cpath):
+            continue
+        objs = render_static(tree, cdir, rep, seen, base_objs=objs)
     patches = []
     for ent in (k.get("patches") or []):
         if not isinstance(ent, dict) or not ent.get("path"):
@@ -425,7 +466,50 @@ def render_static(tree, kdir, rep, seen=None):
                 rep.fail(w, "patch %s: its kind/name differ from its target" % path)
             idx = objs.index(hits[0])
             objs[idx] = smp_merge(hits[0], pd)
+    for img in (k.get("images") or []):
+        for o in objs:
+            for c in pod_containers(o):
+                name, tag = image_split(str(c.get("image", "")))
+                if name != img.get("name"):
+                    continue
+                new = img.get("newName", name)
+                if img.get("digest"):
+                    new += "@" + img["digest"]
+                elif img.get("newTag") is not None:
+                    new += ":" + str(img["newTag"])
+                elif tag:
+                    new += tag
+                c["image"] = new
     return objs
+
+
+def image_split(image):
+    """("registry/name", ":tag" or "@digest" or "")."""
+    if "@" in image:
+        i = image.index("@")
+        return image[:i], image[i:]
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last:
+        i = len(image) - len(last) + last.index(":")
+        return image[:i], image[i:]
+    return image, ""
+
+
+def pod_template(o):
+    """The pod template of a workload object, or None."""
+    kind = o.get("kind")
+    if kind in ("StatefulSet", "Deployment", "Job", "DaemonSet"):
+        return get(o, "spec.template")
+    if kind == "CronJob":
+        return get(o, "spec.jobTemplate.spec.template")
+    if kind == "RayCluster":
+        return get(o, "spec.headGroupSpec.template")
+    return None
+
+
+def pod_containers(o):
+    t = pod_template(o) or {}
+    return list(get(t, "spec.containers", []) or []) + list(get(t, "spec.initContainers", []) or [])
 
 
 def check_kustomization_extras(tree, kdir, objs, rep):
@@ -565,10 +649,14 @@ def check_bundle(b, rep, flags, run_scripts=True):
         pparts = bundle_parts(b.parent, Report(quiet=True))
         if pparts:
             psts, pc = pparts
-            rep.check(env_value(pc, "GCSD_INITIAL_MEMBERS") == env_value(c, "GCSD_INITIAL_MEMBERS"), w,
-                      "GCSD_INITIAL_MEMBERS differs from the base (%s vs %s): it describes the first "
-                      "bootstrap and never changes" % (env_value(c, "GCSD_INITIAL_MEMBERS"),
-                                                      env_value(pc, "GCSD_INITIAL_MEMBERS")))
+            # An overlay either grows a cluster of its base's (the same
+            # GCSD_INITIAL_MEMBERS) or is a cluster of its own, bootstrapped
+            # whole at its size (dev: 1).
+            rep.check(env_value(pc, "GCSD_INITIAL_MEMBERS") == env_value(c, "GCSD_INITIAL_MEMBERS")
+                      or initial == replicas, w,
+                      "GCSD_INITIAL_MEMBERS differs from the base (%s vs %s) and from spec.replicas: it "
+                      "describes the first bootstrap and never changes" % (env_value(c, "GCSD_INITIAL_MEMBERS"),
+                                                                          env_value(pc, "GCSD_INITIAL_MEMBERS")))
             for f in ("spec.selector", "spec.serviceName", "metadata.name", "spec.volumeClaimTemplates"):
                 rep.check(get(psts, f) == get(sts, f), w, "%s differs from the base (immutable)" % f)
 
@@ -693,13 +781,19 @@ def check_bundle(b, rep, flags, run_scripts=True):
             quorum_slack = (replicas - 1) // 2
             mu = get(pdb, "spec.maxUnavailable")
             ma = get(pdb, "spec.minAvailable")
-            if mu is not None:
+            if replicas == 1:
+                # A lone member has no quorum to keep: the budget must still
+                # let a node drain evict it, or the drain waits forever.
+                rep.check(mu == 1 or mu == "100%" or ma == 0, pw_,
+                          "a single member: the PDB must allow its eviction (maxUnavailable: 1), "
+                          "or node drains block forever")
+            elif mu is not None:
                 if isinstance(mu, str) and mu.endswith("%"):
                     mu = -(-replicas * int(mu[:-1]) // 100)  # rounded up, as Kubernetes does
                 rep.check(isinstance(mu, int) and 1 <= mu <= quorum_slack, pw_,
                           "maxUnavailable %r loses quorum: with %d replicas at most %d may be down"
                           % (get(pdb, "spec.maxUnavailable"), replicas, quorum_slack))
-            if ma is not None:
+            if ma is not None and replicas > 1:
                 if isinstance(ma, str) and ma.endswith("%"):
                     ma = replicas * int(ma[:-1]) // 100
                 rep.check(isinstance(ma, int) and replicas // 2 + 1 <= ma < replicas, pw_,
@@ -731,12 +825,107 @@ def check_bundle(b, rep, flags, run_scripts=True):
                               % (ri, ports.get("raft")))
                     raft_ok = raft_ok or only_gcsd
                 if ports.get("client") in covered:
-                    client_ok = True
+                    for pe in peers or [{}]:
+                        sel = pe.get("podSelector")
+                        ok = sel is not None and (labels_match(sel, pod_labels) or (
+                            set((sel.get("matchLabels") or {}).items()) >= {CLIENT_LABEL}
+                            and not sel.get("matchExpressions")))
+                        rep.check(ok, nw, "ingress rule %d opens the client port %s to %s: only the gcsd "
+                                  "pods and pods labelled %s=%s may reach it"
+                                  % (ri, ports.get("client"), pe or "everyone", CLIENT_LABEL[0], CLIENT_LABEL[1]))
+                    if any(set(pe) == {"podSelector"} and labels_match(pe["podSelector"], pod_labels)
+                           for pe in peers or []):
+                        client_ok = True
         rep.check(raft_ok, b.name, "no NetworkPolicy rule lets the gcsd pods reach each other's raft port")
-        rep.check(client_ok, b.name, "no NetworkPolicy rule allows the client port")
+        rep.check(client_ok, b.name, "no NetworkPolicy rule lets the gcsd pods reach each other's client "
+                  "port (followers forward commands to the leader's)")
+
+    # ---- other workloads: clients of the client port (the backup CronJob)
+    image = c.get("image")
+    for o in b.objs:
+        if o is sts or pod_template(o) is None:
+            continue
+        check_client_workload(o, b, "%s: %s %s" % (b.name, o.get("kind"), get(o, "metadata.name")),
+                              rep, c, image)
 
     if run_scripts:
         check_startup_script(b, sts, c, flags, rep, w)
+
+
+def check_client_workload(o, b, w, rep, c, image=None):
+    """A Job/CronJob (or the Ray head) that talks to gcsd's client port: it
+    must carry the client label the NetworkPolicy admits, use gcsd's
+    password Secret, run the StatefulSet's image, and run restricted."""
+    t = pod_template(o) or {}
+    labels = get(t, "metadata.labels", {}) or {}
+    rep.check(labels.get(CLIENT_LABEL[0]) == CLIENT_LABEL[1], w,
+              "its pods lack the label %s: \"%s\" the NetworkPolicy admits to the client port"
+              % CLIENT_LABEL)
+    if o.get("kind") == "RayCluster":
+        return
+    spec = t.get("spec") or {}
+    want = get(env_map(c).get("GCSD_REQUIREPASS") or {}, "valueFrom.secretKeyRef") or {}
+    client_svc = env_value(c, "GCSD_CLIENT_SERVICE")
+    for cc in spec.get("containers") or []:
+        cw = "%s: container %s" % (w, cc.get("name"))
+        if image is not None:
+            rep.check(cc.get("image") == image, cw, "image %r differs from the StatefulSet's %r (set the "
+                      "image with the kustomization's images: so both follow)" % (cc.get("image"), image))
+        env = env_map(cc)
+        got = get(env.get("GCSCTL_PASSWORD") or {}, "valueFrom.secretKeyRef") or {}
+        rep.check(got.get("name") == want.get("name") and got.get("key") == want.get("key"), cw,
+                  "GCSCTL_PASSWORD must come from gcsd's password Secret %s/%s" % (want.get("name"), want.get("key")))
+        host = env_value(cc, "GCSCTL_HOST") or ""
+        rep.check(host == client_svc or host.startswith(client_svc + "."), cw,
+                  "GCSCTL_HOST %r is not the client Service %r" % (host, client_svc))
+        rep.check(env_value(cc, "GCSCTL_PORT") == env_value(c, "GCSD_PORT"), cw,
+                  "GCSCTL_PORT %r is not the client port %r" % (env_value(cc, "GCSCTL_PORT"), env_value(c, "GCSD_PORT")))
+        csc = cc.get("securityContext") or {}
+        rep.check(csc.get("readOnlyRootFilesystem") is True and csc.get("allowPrivilegeEscalation") is False,
+                  cw, "readOnlyRootFilesystem true and allowPrivilegeEscalation false expected")
+    psc = spec.get("securityContext") or {}
+    rep.check(psc.get("runAsNonRoot") is True, w, "runAsNonRoot must be true")
+    rep.check(spec.get("automountServiceAccountToken") is False, w, "the service account token must not be mounted")
+    rep.check(spec.get("enableServiceLinks") is False, w,
+              "enableServiceLinks must be false (GCSD_* variables from the Service gcsd)")
+    if o.get("kind") == "CronJob":
+        rep.check(get(o, "spec.concurrencyPolicy") == "Forbid", w, "concurrencyPolicy must be Forbid "
+                  "(two backups at once double the load for nothing)")
+        script = " ".join(" ".join(map(str, (cc.get("command") or []) + (cc.get("args") or [])))
+                          for cc in spec.get("containers") or [])
+        rep.check(re.search(r"\bgcsctl backup\b", script) is not None, w, "the CronJob must run `gcsctl backup`")
+        mounts = {m.get("name"): m.get("mountPath") for cc in spec.get("containers") or []
+                  for m in cc.get("volumeMounts") or []}
+        for v in spec.get("volumes") or []:
+            claim = get(v, "persistentVolumeClaim.claimName")
+            if claim is None:
+                continue
+            rep.check(b is None or b.named("PersistentVolumeClaim", claim) is not None, w,
+                      "volume %s: PersistentVolumeClaim %r is not defined" % (v.get("name"), claim))
+            rep.check(v.get("name") in mounts and mounts[v.get("name")] in script, w,
+                      "the backup must be written to the PVC's mount (%s)" % mounts.get(v.get("name")))
+
+
+def check_overlays(deploy_dir, bundles, rep):
+    for name, want in sorted(EXPECTED_OVERLAYS.items()):
+        kd = os.path.join(deploy_dir, "overlays", name)
+        b = bundles.get(kd)
+        if not rep.check(b is not None, "deploy/overlays", "overlay %s (%d members) is missing" % (name, want)):
+            continue
+        parts = bundle_parts(b, Report(quiet=True))
+        got = get(parts[0], "spec.replicas") if parts else None
+        rep.check(got == want, b.name, "spec.replicas %r, want %d" % (got, want))
+    prod = bundles.get(os.path.join(deploy_dir, "overlays", "prod"))
+    if prod is not None:
+        rep.check(any(o.get("kind") == "CronJob" for o in prod.objs), prod.name,
+                  "prod must include the backup CronJob (components/backup)")
+        parts = bundle_parts(prod, Report(quiet=True))
+        req = get(parts[0], "spec.template.spec.affinity.podAntiAffinity."
+                  "requiredDuringSchedulingIgnoredDuringExecution", []) if parts else []
+        pod_labels = get(parts[0], "spec.template.metadata.labels", {}) if parts else {}
+        rep.check(any(t.get("topologyKey") == "kubernetes.io/hostname"
+                      and labels_match(t.get("labelSelector"), pod_labels) for t in req or []), prod.name,
+                  "prod must require members on distinct nodes (required podAntiAffinity on the hostname)")
 
 
 # --------------------------------------------------- startup script simulation
@@ -837,7 +1026,8 @@ def run_startup(c, pod, ns, password, tmp, answers=None, data="fresh"):
             f.write(text)
     run_env = dict(env)
     run_env.update(PATH=os.path.join(tmp, "bin") + ":/usr/bin:/bin", FAKE_GCSD_OUT=out,
-                   FAKE_REDIS_OUT=rout, FAKE_REDIS_DIR=rdir, GCSD_DATA_DIR=data_dir)
+                   FAKE_REDIS_OUT=rout, FAKE_REDIS_DIR=rdir, GCSD_DATA_DIR=data_dir,
+                   GCSD_SURVEY_RETRIES="2", GCSD_SURVEY_PAUSE="0")
     try:
         # /bin/sh as in the image (dash on Debian), never the caller's shell.
         p = subprocess.run(["/bin/sh"] + argv[1:], env=run_env, capture_output=True,
@@ -884,10 +1074,18 @@ def startup_scenarios(sts_name, peer_svc, client_svc, domain, initial, replicas,
         return {host(i) + ":RAFT.STATUS": raft_status_text(i + 1, last, members) for i in answering}
 
     yield ("first start, nobody answers", {}, "fresh", dict(mode=first, remove=False, rc="ok"))
+    if n == 1:
+        # A single member (the dev overlay) has nobody to ask: an empty data
+        # dir makes a new, empty cluster, as on the first start.
+        yield ("a single member, lost its data", {}, "fresh", dict(mode=first, remove=False, rc="ok"))
+        yield ("restart on its own volume", {}, "used", dict(mode=first, remove=False, rc="ok", quiet=True))
+        return
     yield ("first start, the others bootstrapped", status(others, 1, everyone), "fresh",
            dict(mode=first, remove=False, rc="ok"))
-    yield ("lost its data, the leader does not count on it", status(others, 500, everyone), "fresh",
-           dict(mode=first, remove=False, rc="ok"))
+    ans = status(others, 500, everyone)
+    ans[client + ":RAFT.REMOVE"] = "OK\n"
+    yield ("lost its data, the leader does not count on it (a new leader)", ans, "fresh",
+           dict(mode="join", remove=True, rc="ok"))
     ans = status(others, 500, counted)
     ans[client + ":RAFT.REMOVE"] = "OK\n"
     yield ("lost its data, the leader counts entries on it", ans, "fresh",
@@ -898,7 +1096,7 @@ def startup_scenarios(sts_name, peer_svc, client_svc, domain, initial, replicas,
     yield ("removed earlier, back on a fresh volume", status(others, 500, without_me), "fresh",
            dict(mode="join", remove=False, rc="ok"))
     yield ("a majority of the volumes lost", status(others[:1], 500, counted), "fresh",
-           dict(mode="join", remove=False, rc="ok"))
+           dict(mode="join", remove=False, rc="ok", confirm=True))
     yield ("restart on its own volume", status(others, 500, counted), "used",
            dict(mode=first, remove=False, rc="ok", quiet=True))
 
@@ -951,6 +1149,9 @@ def simulate_startup_script(sts, c, flags, rep):
             with open(os.path.join(tmp, "bin", name), "w") as f:
                 f.write(body)
             os.chmod(os.path.join(tmp, "bin", name), stat.S_IRWXU)
+        def n_others(k):
+            return max(replicas, initial) - (1 if k < max(replicas, initial) else 0)
+
         for k in range(max(ORDINALS, replicas)):
             pod = "%s-%d" % (sts_name, k)
             for title, answers, data, want in startup_scenarios(
@@ -983,6 +1184,11 @@ def simulate_startup_script(sts, c, flags, rep):
                         removes.append((h, cmd[1:]))
                     else:
                         rep.fail(sw, "unexpected redis-cli call %s" % a)
+                if want.get("confirm"):
+                    asked = [call for call in r["redis_cli"] if "RAFT.STATUS" in call["argv"]]
+                    rep.check(len(asked) > n_others(k), sw,
+                              "ordinal %d: must confirm a lost-majority verdict by asking again (a view taken "
+                              "during the first election can be lopsided), asked %d times" % (k, len(asked)))
                 if want.get("quiet"):
                     rep.check(not r["redis_cli"], sw, "a member with data must start without asking anyone")
                 if want["remove"]:
@@ -1061,6 +1267,7 @@ def check_raycluster(tree, base, rep):
         if parts is None:
             continue
         sts, c = parts
+        check_client_workload(rc, base, w + ": the head group", rep, c)
         client_svc = env_value(c, "GCSD_CLIENT_SERVICE")
         svc = base.named("Service", client_svc)
         m = re.fullmatch(r"(?:redis://)?([A-Za-z0-9.-]+):(\d+)", addr)
@@ -1261,9 +1468,47 @@ def kubectl_render(kdir, rep):
         return None
 
 
-def validate(root, deploy_dir, rep, use_kubectl=True, docs=True, scripts="all"):
+def schema_dir():
+    return os.environ.get("GCSD_SCHEMA_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "gcsd", "k8s-schema")
+
+
+def check_schemas(root, items, rep):
+    """Every (where, object) against the Kubernetes API schemas, with
+    tests/deploy/schema/check.cjs and the npm package kubernetes-models
+    that scripts/deps.sh installs into schema_dir()."""
+    sdir = schema_dir()
+    script = os.path.join(root, "tests", "deploy", "schema", "check.cjs")
+    node = shutil.which("node")
+    if not rep.check(node is not None and os.path.isdir(os.path.join(sdir, "node_modules", "kubernetes-models")),
+                     "schema", "the Kubernetes API schemas are not installed (node, and kubernetes-models in "
+                     "%s): run scripts/deps.sh, or pass --no-schema" % sdir):
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump([{"where": w, "object": o} for w, o in items], f)
+        path = f.name
+    try:
+        p = subprocess.run([node, script, sdir, path], capture_output=True, text=True, timeout=300)
+    finally:
+        os.unlink(path)
+    lines = p.stdout.splitlines()
+    for line in lines:
+        if line.startswith("FAIL "):
+            rep.fail("schema", line[5:])
+        elif line.startswith("skip "):
+            rep.note("schema: " + line[5:])
+        elif line.startswith("schema: "):
+            rep.note(line)
+    rep.check(p.returncode == 0 or any(l.startswith("FAIL ") for l in lines), "schema",
+              "check.cjs failed: %s" % (p.stderr.strip()[-600:] or p.returncode))
+    rep.check(any(l.startswith("schema: ") for l in lines), "schema", "check.cjs printed no summary")
+
+
+def validate(root, deploy_dir, rep, use_kubectl=True, docs=True, scripts="all", schema=True):
     """scripts: run the startup-script simulation for "all" bundles, only
-    for "base", or "none"."""
+    for "base", or "none". schema: check every rendered object against the
+    Kubernetes API schemas."""
     flags = gcsd_flags(root, rep)
     if not rep.check(os.path.isdir(deploy_dir), "deploy", "directory missing"):
         return
@@ -1277,7 +1522,13 @@ def validate(root, deploy_dir, rep, use_kubectl=True, docs=True, scripts="all"):
         _, k = tree.kustomizations[kd]
         return [os.path.normpath(os.path.join(kd, r)) for r in (k.get("resources") or [])
                 if os.path.normpath(os.path.join(kd, r)) in tree.kustomizations]
-    order = sorted(tree.kustomizations, key=lambda kd: (len(depends(kd)), kd))
+    def depth(kd, seen=()):
+        if kd in seen:
+            return 0
+        return 1 + max([depth(d, seen + (kd,)) for d in depends(kd)] or [0])
+    # Components are rendered inside the kustomizations that include them.
+    order = sorted((kd for kd in tree.kustomizations if tree.kustomizations[kd][1].get("kind") != "Component"),
+                   key=lambda kd: (depth(kd), kd))
     for kd in order:
         objs = render_static(tree, kd, rep)
         check_kustomization_extras(tree, kd, objs, rep)
@@ -1287,6 +1538,7 @@ def validate(root, deploy_dir, rep, use_kubectl=True, docs=True, scripts="all"):
         check_bundle(b, rep, flags, run_scripts=scripts == "all" or (
             scripts == "base" and kd == os.path.join(deploy_dir, "base")))
     base = bundles.get(os.path.join(deploy_dir, "base"))
+    schema_items = [(b.name, o) for b in bundles.values() for o in b.objs]
     if use_kubectl:
         if shutil.which("kubectl"):
             rendered = {}
@@ -1297,6 +1549,7 @@ def validate(root, deploy_dir, rep, use_kubectl=True, docs=True, scripts="all"):
                 parents = [rendered[d] for d in depends(kd) if d in rendered]
                 b = Bundle("kubectl kustomize " + tree.where(kd), objs, parents[0] if parents else None)
                 rendered[kd] = b
+                schema_items.extend((b.name, o) for o in objs)
                 check_bundle(b, rep, flags, run_scripts=scripts == "all")
                 # The static rendering must agree with kustomize's on what matters.
                 sp, rp = bundle_parts(bundles[kd], Report(quiet=True)), bundle_parts(b, Report(quiet=True))
@@ -1307,11 +1560,31 @@ def validate(root, deploy_dir, rep, use_kubectl=True, docs=True, scripts="all"):
                                   % (f, get(rp[0], f), get(sp[0], f)))
                     rep.check(env_map(sp[1]) == env_map(rp[1]), b.name,
                               "container env differs between kustomize and the static rendering")
+                ids = lambda bb: sorted((o.get("kind"), get(o, "metadata.name"),
+                                         tuple(c.get("image") for c in pod_containers(o))) for o in bb.objs)
+                rep.check(ids(bundles[kd]) == ids(b), b.name,
+                          "objects or images differ between kustomize %s and the static rendering %s"
+                          % (ids(b), ids(bundles[kd])))
         else:
             rep.note("kubectl not found: `kubectl kustomize` rendering skipped")
     check_raycluster(tree, base, rep)
+    check_overlays(deploy_dir, bundles, rep)
+    bparts = bundle_parts(base, Report(quiet=True)) if base else None
+    for p, docs in tree.files.items():
+        if "/examples/" not in p:
+            continue
+        for d in docs:
+            if d.get("kind") in ("Job", "CronJob") and bparts:
+                check_client_workload(d, base, "%s: %s %s" % (tree.where(p), d.get("kind"),
+                                      get(d, "metadata.name")), rep, bparts[1])
     check_secret_example(tree, base, rep)
     check_dockerfile(root, deploy_dir, rep)
+    if schema:
+        # The examples are applied as they are (kubectl apply -f).
+        for p, docs in tree.files.items():
+            if "/examples/" in p or os.path.basename(p).startswith("secret.example"):
+                schema_items.extend((tree.where(p), d) for d in docs if isinstance(d, dict))
+        check_schemas(root, schema_items, rep)
     if docs:
         check_docs(root, deploy_dir, rep)
 
@@ -1369,6 +1642,16 @@ def _env_edit(name, value):
     return fn
 
 
+def _dev_pdb_zero(d):
+    """The dev overlay patches its PDB to maxUnavailable: 0."""
+    with open(os.path.join(d, "overlays", "dev", "pdb.yaml"), "w") as f:
+        f.write("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: gcsd\n"
+                "spec:\n  maxUnavailable: 0\n")
+    with open(os.path.join(d, "overlays", "dev", "kustomization.yaml"), "a") as f:
+        f.write("  - path: pdb.yaml\n    target:\n      group: policy\n      version: v1\n"
+                "      kind: PodDisruptionBudget\n      name: gcsd\n")
+
+
 def _sts(docs):
     return next(d for d in docs if d and d.get("kind") == "StatefulSet")
 
@@ -1389,10 +1672,10 @@ MUTATIONS = [
     ("PDB lets a quorum go",
      _text_edit("base/pdb.yaml", "maxUnavailable: 1", "maxUnavailable: 2"), "quorum"),
     ("overlay raises replicas but not GCSD_REPLICAS",
-     _text_edit("overlays/five/statefulset-replicas.yaml", 'value: "5"', 'value: "3"'), "GCSD_REPLICAS"),
+     _text_edit("overlays/prod-5/statefulset-replicas.yaml", 'value: "5"', 'value: "3"'), "GCSD_REPLICAS"),
     ("overlay changes GCSD_INITIAL_MEMBERS",
-     _yaml_edit("overlays/five/statefulset-replicas.yaml",
-                _env_edit("GCSD_INITIAL_MEMBERS", "5")), "GCSD_INITIAL_MEMBERS"),
+     _yaml_edit("overlays/prod-5/statefulset-replicas.yaml",
+                _env_edit("GCSD_INITIAL_MEMBERS", "1")), "GCSD_INITIAL_MEMBERS"),
     ("script numbers peers from 0",
      _script_edit("$((i + 1))=", "$i="), "--peers"),
     ("script bootstraps one member too many",
@@ -1407,8 +1690,13 @@ MUTATIONS = [
     ("script bootstraps over a lost majority",
      _script_edit('elif [ "$with_log" -lt $((voters / 2 + 1)) ]; then', 'elif false; then'),
      "majority of the volumes lost"),
+    ("script trusts a lopsided first view",
+     _script_edit('[ "$tries" -lt "${GCSD_SURVEY_RETRIES:-10}" ]; do', '[ "$tries" -lt 0 ]; do'),
+     "confirm a lost-majority"),
     ("script keeps a lost member the leader counts on",
-     _script_edit('elif [ "$match" -gt 1 ]; then', 'elif false; then'), "RAFT.REMOVE"),
+     _script_edit('elif [ "$best" -gt 0 ]; then', 'elif false; then'), "RAFT.REMOVE"),
+    ("script rejoins only when the leader counts on it",
+     _script_edit('elif [ "$best" -gt 0 ]; then', 'elif [ "$match" -gt 1 ]; then'), "RAFT.REMOVE"),
     ("script ignores a used data dir",
      _script_edit('fresh=yes\n', 'fresh=yes\n              fi\n              if true; then fresh=yes\n'),
      "without asking"),
@@ -1422,7 +1710,7 @@ MUTATIONS = [
      _text_edit("base/kustomization.yaml", "- pdb.yaml", "- pdb.yaml\n  - secret.example.yaml"),
      "secret.example"),
     ("overlay patch targets a missing object",
-     _yaml_edit("overlays/five/kustomization.yaml",
+     _yaml_edit("overlays/prod-5/kustomization.yaml",
                 lambda docs: docs[0]["patches"][0]["target"].update(name="gcsd-x")), "patch target"),
     ("raft port open to the namespace",
      _yaml_edit("base/networkpolicy.yaml",
@@ -1449,6 +1737,45 @@ MUTATIONS = [
      _text_edit("Dockerfile", " liblz4-1", ""), "liblz4-1"),
     ("unknown kind",
      _text_edit("base/pdb.yaml", "apiVersion: policy/v1", "apiVersion: policy/v1beta1"), "unknown apiVersion"),
+    ("client port open to the namespace",
+     _yaml_edit("base/networkpolicy.yaml",
+                lambda docs: docs[0]["spec"]["ingress"][1].update({"from": [{"podSelector": {}}]})),
+     "client port"),
+    ("members cannot reach each other's client port",
+     _yaml_edit("base/networkpolicy.yaml", lambda docs: docs[0]["spec"]["ingress"][1]["from"].pop(0)),
+     "forward"),
+    ("RayCluster head without the client label",
+     _text_edit("examples/raycluster.yaml", 'gcsd-client: "true"', 'gcsd-client: "false"'), "gcsd-client"),
+    ("backup CronJob without the client label",
+     _text_edit("components/backup/cronjob.yaml", 'gcsd-client: "true"', 'team: "x"'), "gcsd-client"),
+    ("backup CronJob on another image",
+     _text_edit("components/backup/cronjob.yaml", "image: gcsd\n", "image: gcsd-old:0.0.9\n"),
+     "differs from the StatefulSet"),
+    ("backup written outside its volume",
+     _text_edit("components/backup/cronjob.yaml", "dir=/backup", "dir=/tmp"), "PVC's mount"),
+    ("member Job with another password",
+     _text_edit("examples/member-remove-job.yaml", "name: gcsd-auth", "name: other-auth"), "GCSCTL_PASSWORD"),
+    ("prod without backups",
+     _text_edit("overlays/prod/kustomization.yaml", "components:\n  - ../../components/backup\n", ""),
+     "backup CronJob"),
+    ("prod members may share a node",
+     _text_edit("overlays/prod/statefulset.yaml", "requiredDuringSchedulingIgnoredDuringExecution",
+                "preferredDuringSchedulingIgnoredDuringExecution"), "distinct nodes"),
+    ("dev overlay missing",
+     lambda d: shutil.rmtree(os.path.join(d, "overlays", "dev")), "overlay dev"),
+    ("single member whose PDB blocks drains",
+     _dev_pdb_zero, "drains block"),
+    ("schema: a misspelt field",
+     _yaml_edit("base/statefulset.yaml", lambda docs: _container(docs).update(
+         readinesProbe=_container(docs)["readinessProbe"])), "unknown field"),
+    ("schema: a value outside its enum",
+     _text_edit("components/backup/cronjob.yaml", "imagePullPolicy: IfNotPresent", "imagePullPolicy: IfMissing"),
+     "allowed values"),
+    ("schema: a string where a list belongs",
+     _text_edit("components/backup/pvc.yaml", 'accessModes: ["ReadWriteOnce"]', "accessModes: ReadWriteOnce"),
+     "must be array"),
+    ("schema: a number as a string",
+     _text_edit("examples/member-remove-job.yaml", "backoffLimit: 3", 'backoffLimit: "3"'), "must be integer"),
     ("YAML that does not parse",
      _text_edit("base/service-client.yaml", "spec:", "spec: : ["), "parse"),
 ]
@@ -1456,6 +1783,7 @@ MUTATIONS = [
 
 def self_test_one(root, deploy_dir, title, mutate, expect):
     scripts = "base" if title.startswith("script ") else "none"
+    schema = title.startswith("schema: ")
     """(problem or None, the message that rejected the broken copy)."""
     tmp = tempfile.mkdtemp(prefix="gcsd-selftest-")
     try:
@@ -1466,7 +1794,7 @@ def self_test_one(root, deploy_dir, title, mutate, expect):
         except RuntimeError as e:
             return "self-test %r: %s" % (title, e), None
         r = Report(quiet=True)
-        validate(root, d, r, use_kubectl=False, docs=False, scripts=scripts)
+        validate(root, d, r, use_kubectl=False, docs=False, scripts=scripts, schema=schema)
         if not r.errors:
             return "self-test %r: the broken copy passed validation" % title, None
         hits = [e for e in r.errors if expect in e]
@@ -1496,7 +1824,7 @@ def self_test(root, deploy_dir, verbose):
 def main(argv):
     args = [a for a in argv[1:] if not a.startswith("-")]
     opts = {a for a in argv[1:] if a.startswith("-")}
-    unknown = opts - {"--no-kubectl", "--no-self-test", "-v", "--verbose", "-h", "--help"}
+    unknown = opts - {"--no-kubectl", "--no-self-test", "--no-schema", "-v", "--verbose", "-h", "--help"}
     if unknown or "-h" in opts or "--help" in opts or len(args) > 1:
         print(__doc__.strip().splitlines()[2].strip())
         return 0 if not unknown and len(args) <= 1 else 2
@@ -1504,7 +1832,7 @@ def main(argv):
     deploy_dir = os.path.join(root, "deploy")
     verbose = "-v" in opts or "--verbose" in opts
     rep = Report(verbose=verbose)
-    validate(root, deploy_dir, rep, use_kubectl="--no-kubectl" not in opts)
+    validate(root, deploy_dir, rep, use_kubectl="--no-kubectl" not in opts, schema="--no-schema" not in opts)
     for n in rep.notes:
         print("note: " + n)
     problems = []

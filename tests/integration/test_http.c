@@ -223,3 +223,173 @@ Test(http, metrics_count_pubsub)
     redisFree(sub);
     redisFree(c);
 }
+
+/* The value of the sample line starting with @series (name and labels) in
+ * a /metrics body, -1 when absent. */
+static long long sample(const char *body, const char *series)
+{
+    char pat[256];
+    snprintf(pat, sizeof pat, "\n%s ", series);
+    const char *p = strstr(body, pat);
+    return p == NULL ? -1 : atoll(p + strlen(pat));
+}
+
+static long long metricNow(const char *series)
+{
+    char *r = get("/metrics");
+    long long v = sample(r, series);
+    free(r);
+    return v;
+}
+
+#define SET_OK "gcsd_commands_total{command=\"set\",result=\"ok\"}"
+#define SET_ERR "gcsd_commands_total{command=\"set\",result=\"error\"}"
+#define INCR_OK "gcsd_commands_total{command=\"incr\",result=\"ok\"}"
+#define INCR_ERR "gcsd_commands_total{command=\"incr\",result=\"error\"}"
+#define GET_OK "gcsd_commands_total{command=\"get\",result=\"ok\"}"
+
+static long long orZero(long long v)
+{
+    return v < 0 ? 0 : v;
+}
+
+Test(http, commands_by_name_and_result)
+{
+    char *r = get("/metrics");
+    cr_assert(strstr(r, "# TYPE gcsd_commands_total counter\n") != NULL);
+    long long setOk = orZero(sample(r, SET_OK));
+    long long setErr = orZero(sample(r, SET_ERR));
+    long long incrOk = orZero(sample(r, INCR_OK));
+    long long incrErr = orZero(sample(r, INCR_ERR));
+    long long getOk = orZero(sample(r, GET_OK));
+    long long commits = sample(r, "gcsd_storage_commit_duration_seconds_count");
+    cr_assert_geq(commits, 0, "no commit histogram: %s", r);
+    free(r);
+
+    redisContext *c = harness_connect(&srv);
+    /* Replies straight to the output buffer (an arity error, a read) and
+     * through reply slots (writes; a WRONGTYPE-like error from apply; a read
+     * queued behind a write). */
+    freeReplyObject(harness_cmd(c, "SET a 1"));
+    freeReplyObject(harness_cmd(c, "SET b 2"));
+    redisReply *rep = harness_cmd(c, "SET onlykey");
+    cr_assert_eq(rep->type, REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    freeReplyObject(harness_cmd(c, "SET s notanumber"));
+    rep = harness_cmd(c, "INCR s");
+    cr_assert_eq(rep->type, REDIS_REPLY_ERROR, "INCR of a string");
+    freeReplyObject(rep);
+    rep = harness_cmd(c, "INCR n");
+    cr_assert_eq(rep->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(rep);
+    redisAppendCommand(c, "SET p 1");
+    redisAppendCommand(c, "GET p");
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(redisGetReply(c, (void **)&rep), REDIS_OK);
+        cr_assert_neq(rep->type, REDIS_REPLY_ERROR);
+        freeReplyObject(rep);
+    }
+    freeReplyObject(harness_cmd(c, "GET a"));
+    redisFree(c);
+
+    r = get("/metrics");
+    cr_assert_eq(sample(r, SET_OK), setOk + 4, "%s", r);
+    cr_assert_eq(sample(r, SET_ERR), setErr + 1, "%s", r);
+    cr_assert_eq(sample(r, INCR_OK), incrOk + 1, "%s", r);
+    cr_assert_eq(sample(r, INCR_ERR), incrErr + 1, "%s", r);
+    cr_assert_eq(sample(r, GET_OK), getOk + 2, "%s", r);
+    /* Never called: no series. */
+    cr_assert_eq(sample(r, "gcsd_commands_total{command=\"hgetall\","
+                           "result=\"ok\"}"), -1);
+    /* Every applied write is one LMDB commit: 6 writes (the failed INCR
+     * is applied too, as an error reply). */
+    cr_assert_geq(sample(r, "gcsd_storage_commit_duration_seconds_count"),
+                  commits + 6, "%s", r);
+    cr_assert_eq(sample(r, "gcsd_storage_commit_duration_seconds_bucket"
+                           "{le=\"+Inf\"}"),
+                 sample(r, "gcsd_storage_commit_duration_seconds_count"));
+    free(r);
+}
+
+/* Snapshots taken on a lone member: counted, timed, and each synced the
+ * state store first. */
+Test(http, snapshot_metrics)
+{
+    /* The fixture's member snapshots every 4096 entries: restart it with a
+     * small threshold. */
+    harness_stop(&srv, SIGTERM);
+    snprintf(srv.extra, sizeof srv.extra, "--http-port %d "
+             "--snapshot-threshold 64 --snapshot-trailing 32", httpPort);
+    harness_start(&srv, 20000);
+    long long snaps = metricNow("gcsd_raft_snapshots_total");
+    cr_assert_geq(snaps, 0);
+    redisContext *c = harness_connect(&srv);
+    for (int i = 0; i < 200; i++) {
+        redisReply *rep = harness_cmd(c, "INCR n");
+        cr_assert_eq(rep->type, REDIS_REPLY_INTEGER);
+        freeReplyObject(rep);
+    }
+    redisFree(c);
+    /* A snapshot completes after the entry that triggered it: poll. */
+    long long deadline = harness_now_ms() + 10000;
+    char *r;
+    for (;;) {
+        r = get("/metrics");
+        if (sample(r, "gcsd_raft_snapshots_total") >= snaps + 2) break;
+        cr_assert_lt(harness_now_ms(), deadline, "no snapshots: %s", r);
+        free(r);
+        harness_poll_pause(20);
+    }
+    long long taken = sample(r, "gcsd_raft_snapshots_total");
+    cr_assert_eq(sample(r, "gcsd_raft_snapshot_duration_seconds_count"),
+                 taken, "%s", r);
+    cr_assert_geq(sample(r, "gcsd_storage_sync_duration_seconds_count"),
+                  taken, "%s", r);
+    cr_assert_eq(sample(r, "gcsd_raft_snapshots_installed_total"), 0);
+    cr_assert_eq(
+        sample(r, "gcsd_raft_snapshot_install_duration_seconds_count"), 0);
+    free(r);
+}
+
+/* A follower that was down while the leader compacted its log catches up
+ * by installing a snapshot, and its /metrics says so. */
+static gcsd_cluster cl;
+
+static void clusterTeardown(void)
+{
+    cluster_cleanup(&cl);
+}
+
+TestSuite(http_cluster, .fini = clusterTeardown, .timeout = 90);
+
+Test(http_cluster, snapshot_install_metrics)
+{
+    cluster_start(&cl, 3, "--snapshot-threshold 64 --snapshot-trailing 32");
+    int leader = cluster_wait_leader(&cl, 10000);
+    int down = (leader + 1) % 3;
+    cluster_kill(&cl, down, SIGKILL);
+    redisContext *c = cluster_connect(&cl, leader);
+    for (int i = 0; i < 300; i++) {
+        redisReply *rep = harness_cmd(c, "INCR n");
+        cr_assert_eq(rep->type, REDIS_REPLY_INTEGER, "INCR %d", i);
+        freeReplyObject(rep);
+    }
+    redisFree(c);
+    long long target = cluster_status_int(&cl, leader, "applied_index");
+    httpPort = harness_free_port();
+    size_t len = strlen(cl.m[down].extra);
+    snprintf(cl.m[down].extra + len, sizeof cl.m[down].extra - len,
+             " --http-port %d", httpPort);
+    cluster_restart(&cl, down);
+    cluster_wait_applied(&cl, target, 30000);
+    char *r = get("/metrics");
+    long long installed = sample(r, "gcsd_raft_snapshots_installed_total");
+    cr_assert_geq(installed, 1, "%s", r);
+    cr_assert_eq(
+        sample(r, "gcsd_raft_snapshot_install_duration_seconds_count"),
+        installed, "%s", r);
+    cr_assert_eq(sample(r, "gcsd_raft_snapshot_install_duration_seconds"
+                           "_bucket{le=\"+Inf\"}"), installed);
+    free(r);
+    cluster_stop_all(&cl);
+}

@@ -395,6 +395,34 @@ Test(storage, info_and_sync)
     storage_close(s);
 }
 
+/* Write commits and syncs are timed; read transactions are not. */
+Test(storage, timings_count_commits_and_syncs)
+{
+    const char *dir = newDir();
+    storage *s = openStore(dir, 64u << 20);
+    storage_timing commit0, sync0, commit, sync;
+    storage_get_timings(s, &commit0, &sync0);
+    storage_txn *t;
+    for (int i = 0; i < 3; i++) {
+        OK(storage_begin(s, true, &t));
+        OK(storage_meta_set(t, "n", (uint64_t)i));
+        OK(storage_commit(t));
+    }
+    OK(storage_begin(s, false, &t));
+    OK(storage_commit(t));
+    OK(storage_sync(s));
+    storage_get_timings(s, &commit, NULL);
+    storage_get_timings(s, NULL, &sync);
+    cr_assert_eq(commit.n, commit0.n + 3);
+    cr_assert_eq(sync.n, sync0.n + 1);
+    uint64_t total = 0;
+    for (size_t i = 0; i <= STORAGE_TIMING_BUCKETS; i++) {
+        total += commit.counts[i];
+    }
+    cr_assert_eq(total, commit.n);
+    storage_close(s);
+}
+
 Test(storage, meta_get_set)
 {
     storage *s = openStore(newDir(), 0);
