@@ -1038,6 +1038,31 @@ static void recvInstall(rglue *g, struct raft_message *m)
     g->recv_cb(&g->io, m);
 }
 
+/* raft 0.22.1 records a configuration entry received from the leader as
+ * uncommitted at the index of the first new entry of its AppendEntries, not
+ * at its own (replication.c replicationAppend: membershipUncommittedChange(r,
+ * index, entry) inside a loop over the entries). When the entry is applied,
+ * replicationApplyConfigurationChange sees another index and drops it: the
+ * committed configuration stays the old one, so do the member's later
+ * snapshots and the InstallSnapshots it sends as leader, and a member that
+ * restarts from them or installs one loses the change (a divergent
+ * membership; found by tests/fault). So a configuration entry is only ever
+ * accepted as the first entry of a message: the entries from the second
+ * configuration entry on are dropped here, the reply acknowledges the rest,
+ * and the leader sends the dropped ones again starting with that entry (a
+ * pipelined leader finds out through a rejection, one round trip later).
+ * The entries share one batch, which raft frees through entries[0]. */
+static void trimAtConfiguration(struct raft_message *m)
+{
+    struct raft_append_entries *a = &m->append_entries;
+    for (unsigned k = 1; k < a->n_entries; k++) {
+        if (a->entries[k].type == RAFT_CHANGE) {
+            a->n_entries = k;
+            return;
+        }
+    }
+}
+
 static void ioRecv(struct raft_io *io, struct raft_message *m)
 {
     rglue *g = RG_CONTAINER_OF(io, rglue, io);
@@ -1055,6 +1080,9 @@ static void ioRecv(struct raft_io *io, struct raft_message *m)
             dropInstall(m);
         }
         return;
+    }
+    if (m->type == RAFT_APPEND_ENTRIES && !g->raft_closing) {
+        trimAtConfiguration(m);
     }
     if (m->type != RAFT_INSTALL_SNAPSHOT || g->raft_closing) {
         g->recv_cb(io, m);
