@@ -686,6 +686,28 @@ def lmdb_breakdown(state_dir):
     return res
 
 
+def lmdb_pages(state_dir):
+    """(pages used, free pages, page size) from mdb_stat -ef, or None: the
+    map's high-water mark and how much of it the freelist holds."""
+    if shutil.which("mdb_stat") is None:
+        return None
+    try:
+        p = subprocess.run(["mdb_stat", "-ef", state_dir], capture_output=True, text=True,
+                           timeout=5)
+    except subprocess.TimeoutExpired:
+        return None
+    used = free = size = None
+    for line in p.stdout.splitlines():
+        w = line.split()
+        if line.strip().startswith("Number of pages used:"):
+            used = int(w[-1])
+        elif line.strip().startswith("Free pages:"):
+            free = int(w[-1])
+        elif line.strip().startswith("Page size:"):
+            size = int(w[-1])
+    return (used, free, size) if None not in (used, free, size) else None
+
+
 def sample(members, t0):
     row = {"t": round(time.monotonic() - t0, 2), "members": {}}
     for m in members:
@@ -697,6 +719,9 @@ def sample(members, t0):
         s["lmdb_file"] = os.path.getsize(os.path.join(m.dir, "state", "data.mdb")) \
             if os.path.exists(os.path.join(m.dir, "state", "data.mdb")) else None
         s["raft_disk"] = dir_disk_bytes(os.path.join(m.dir, "raft"))
+        pg = lmdb_pages(os.path.join(m.dir, "state"))
+        if pg is not None:
+            s["lmdb_pages_used"], s["lmdb_free_pages"], s["lmdb_page_size"] = pg
         if pid is not None:
             i = info(m, "all", 1.0)
             if i:
@@ -1004,8 +1029,15 @@ def series(out):
     meta = tot["meta"]
     period = meta["sample_s"]
     dur = meta["elapsed_s"]
+    for s in samples:
+        for m in s["members"].values():
+            if m.get("lmdb_pages_used") is not None:
+                m["lmdb_in_use"] = ((m["lmdb_pages_used"] - m["lmdb_free_pages"])
+                                    * m.get("lmdb_page_size", 4096))
     rows = []
     for c in clients:
+        if c["t"] > dur:  # the interval the run ended in: partial
+            continue
         r = {"t": c["t"], "ops": sum(len(v) for op, v in c["lat"].items() if op != "WATCH_DELAY"),
              "errors": sum(c["err"].values())}
         for op, v in c["lat"].items():
@@ -1050,10 +1082,10 @@ def plot(out, samples, rows, faults, meta):
     fig, ax = plt.subplots(6, 1, figsize=(11, 17), sharex=True)
 
     def member_series(key, scale, what="", ls="-"):
-        for m in mids:
+        for j, m in enumerate(mids):
             ax_.plot(ts, [s["members"][m].get(key) / scale if s["members"][m].get(key) is not None
                           else float("nan") for s in samples], label="%smember %s" % (what, m),
-                     lw=1, ls=ls)
+                     lw=1, ls=ls, color="C%d" % j)
 
     ax_ = ax[0]
     member_series("rss", 2**20, "RSS, ")
@@ -1061,8 +1093,9 @@ def plot(out, samples, rows, faults, meta):
     ax_.set_ylabel("RSS (MiB)")
     ax_.set_ylim(bottom=0)
     ax_ = ax[1]
-    member_series("lmdb_used", 2**20)
-    ax_.set_ylabel("LMDB used (MiB)")
+    member_series("lmdb_used", 2**20, "used (high-water), ")
+    member_series("lmdb_in_use", 2**20, "less free pages, ", "--")
+    ax_.set_ylabel("LMDB (MiB)")
     ax_.set_ylim(bottom=0)
     ax_ = ax[2]
     for m in mids:
@@ -1074,7 +1107,8 @@ def plot(out, samples, rows, faults, meta):
     ax_.set_ylabel("MiB")
     ax_.set_ylim(bottom=0)
     ax_ = ax[3]
-    member_series("fds", 1)
+    member_series("fds", 1, "all, ")
+    member_series("fds_not_clients", 1, "less client connections, ", "--")
     ax_.set_ylabel("open fds")
     ax_.set_ylim(bottom=0)
     rt = [r["t"] / 60 for r in rows]
@@ -1091,7 +1125,7 @@ def plot(out, samples, rows, faults, meta):
     ax_.set_ylabel("ops/s")
     ax_.set_ylim(bottom=0)
     ax2 = ax_.twinx()
-    ax2.bar(rt, [r["errors"] for r in rows], width=per / 60 * 0.8, color="tab:red", alpha=0.5,
+    ax2.bar([t - per / 120 for t in rt], [r["errors"] for r in rows], width=per / 60 * 0.8, color="tab:red", alpha=0.5,
             label="client errors per interval")
     ax2.set_ylabel("errors / interval", color="tab:red")
     ax_.set_xlabel("minutes")
@@ -1201,6 +1235,7 @@ def report(out):
         lastpid = next((p for p in reversed(pids) if p), None)
         born = next((s["t"] for s in samples if s["members"][m].get("pid") == lastpid), 0)
         for key, name in (("rss", "RSS"), ("rss_anon", "RSS anon"), ("lmdb_used", "LMDB used"),
+                          ("lmdb_in_use", "LMDB in use"),
                           ("lmdb_file", "LMDB file"), ("changelog_bytes", "changelog"),
                           ("raft_disk", "raft log dir"), ("fds", "open fds"),
                           ("fds_not_clients", "fds less clients")):
