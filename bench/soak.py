@@ -1209,7 +1209,15 @@ def report(out):
     L.append("")
     L.append("## Faults")
     L.append("")
-    fk = collections.Counter(f["kind"] for f in faults if f["kind"] not in ("recovered", "note"))
+    def fault_name(f):
+        if f["kind"].startswith("kill"):
+            return "kill -9 of %s" % ("the leader" if f.get("was_leader") else "a follower")
+        if f["kind"] == "pause":
+            return "SIGSTOP of %s" % ("the leader" if f.get("was_leader") else "a follower")
+        return "RAFT.TRANSFER"
+
+    fk = collections.Counter(fault_name(f) for f in faults
+                             if f["kind"] not in ("recovered", "note"))
     rec = [f["s_since_fault"] for f in faults if f["kind"] == "recovered" and f.get("leader")]
     norec = [f for f in faults if f["kind"] == "recovered" and not f.get("leader")]
     L.append("%d faults: %s. A leader was found again after each in at most %.1f s "
@@ -1218,6 +1226,8 @@ def report(out):
                  max(rec) if rec else 0,
                  "; %d times no leader within 60 s" % len(norec) if norec else ""))
     notes = [f["text"] for f in faults if f["kind"] == "note"]
+    notes += ["before a kill: RAFT.TRANSFER away from member %s: %s" % (
+        len(samples[0]["members"]), f["transfer_error"]) for f in faults if "transfer_error" in f]
     if notes:
         L.append("")
         L.append("Notes from the fault injector: " + "; ".join(notes[:10]))
