@@ -17,14 +17,18 @@ Workload (client processes, each op timed on its own connection):
           after any disconnect and check each revision comes once, in order,
           with no gap; they also time a probe key's delivery delay
 Faults, one every --fault-every s on average (seeded): kill -9 and restart
-(the leader twice as often as another member), SIGSTOP/SIGCONT for a few
+(the leader twice as often as a follower; the last member is never killed,
+so that one process lives through the run), SIGSTOP/SIGCONT for a few
 seconds, RAFT.TRANSFER. Clients count errors and carry on (another member,
 after a short pause).
 
 Every --sample s: per member RSS, open fds, LMDB used and file bytes, the
-changelog's events and bytes, the raft log directory's bytes on disk; per
-interval and op: count, errors, p50/p99/p99.9 latency. Output in DIR:
-samples.jsonl, clients.jsonl, faults.jsonl, series.csv, report.md, soak.png.
+changelog's events and bytes, the raft log directory's bytes on disk, LMDB
+pages in use (mdb_stat -ef, if lmdb-utils is installed); per interval and
+op: count, errors, p50/p99/p99.9 latency. At a third, two thirds and the
+end: entries and bytes per LMDB table of member 1 (from an mdb_copy).
+Output in DIR: samples.jsonl, clients.jsonl, faults.jsonl, lmdb.jsonl,
+series.csv, latency.csv, report.md, soak.png.
 """
 import argparse
 import collections
@@ -292,6 +296,10 @@ class Conn:
             r = self._client().execute_command(*args)
         except redis.ResponseError as e:
             text = str(e)
+            # redis-py drops the "ERR " of an error reply; put it back, so
+            # that replies read as gcsd sent them.
+            if not text[:1].isupper() or not text.split(" ", 1)[0].isupper():
+                text = "ERR " + text
             self.stats.error(op, text)
             if text.startswith(self.TRANSIENT):
                 time.sleep(0.05)
@@ -444,7 +452,8 @@ def actor_thread(ports, stats, stop, nodes, seed, rate, tid, nonce):
                              ("ACTOR.UPDATE", aid, actor_update(state, addr)),
                              accept=("ERR invalid actor state transition", "ERR actor is dead",
                                      "ERR node is not alive"))
-            if not ok or isinstance(r, str):
+            if not ok or (isinstance(r, str) and ("DEAD" in r or "dead" in r
+                                                   or "not alive" in r)):
                 break  # died on its own (its node was declared dead)
 
 
