@@ -94,8 +94,8 @@ static void changeFinish(change *ch, int status)
     resp_buf *b = &ch->slot->reply;
     if (status == 0) resp_add_status(b, "OK");
     else if (status == RGLUE_ETRANSFER)
-        resp_add_error(b, "ERR leadership did not move within an election "
-                          "timeout");
+        resp_add_error(b, "ERR leadership did not move in three attempts "
+                          "of an election timeout each");
     else if (status == RGLUE_EBUSY)
         resp_add_error(b, "ERR a membership change is already in progress; "
                           "retry when it is done");

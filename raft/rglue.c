@@ -265,9 +265,11 @@ struct rglue {
     size_t n_cut;
     unsigned cut_dirs;      /* RGLUE_CUT_* of that list */
     struct raft_transfer fail_transfer; /* lives as long as raft */
+    struct rg_transfer_req *transfer_retry; /* timed out; asked again by the pump */
 };
 
 static void pump(rglue *g);
+static void retryTransfer(rglue *g);
 static void deliverParked(rglue *g);
 static void freeParked(rglue *g);
 
@@ -705,6 +707,8 @@ static void completeDeferred(rglue *g)
 static void pump(rglue *g)
 {
     completeDeferred(g);
+    /* Before flush: a new entry would put the target behind again. */
+    retryTransfer(g);
     if (g->raft_closing) return;
     if (g->idle_active) {
         g->idle_active = false;
@@ -1893,9 +1897,22 @@ unsigned rglue_voters(rglue *g)
     return n;
 }
 
+/* Attempts at one transfer, each up to an election timeout. raft 0.22.1
+ * sends TimeoutNow on the first append result that raises the target's
+ * match index, whether or not it reached the leader's last index
+ * (replicationUpdate compares the match index with the index the target
+ * itself reported); a target still behind, or still persisting, ignores it
+ * (recvTimeoutNow), and it is never sent again: under write load the
+ * transfer times out with the leader unchanged. The leader appends nothing
+ * while a transfer is pending, so by then the target has caught up and a
+ * second attempt, made before new entries are proposed, moves leadership. */
+#define RG_TRANSFER_ATTEMPTS 3
+
 typedef struct rg_transfer_req {
     struct raft_transfer req;
     rglue *g;
+    uint64_t id; /* as asked: 0 lets raft choose */
+    unsigned attempts;
     rglue_change_cb cb;
     void *arg;
 } rg_transfer_req;
@@ -1908,7 +1925,33 @@ static void transferCb(struct raft_transfer *req)
     int role = rglue_role(g, &leader);
     bool moved = role != RGLUE_ROLE_LEADER && leader != 0 &&
                  leader != g->raft.id;
+    if (!moved && role == RGLUE_ROLE_LEADER &&
+        t->attempts < RG_TRANSFER_ATTEMPTS && !g->raft_closing &&
+        !g->stop_requested && !g->failed && g->transfer_retry == NULL) {
+        /* Not from inside raft's callback: the pump asks again. */
+        g->transfer_retry = t;
+        kick(g);
+        return;
+    }
     t->cb(t->arg, moved ? 0 : RGLUE_ETRANSFER);
+    free(t);
+}
+
+/* Ask again for a transfer that timed out (transferCb), or answer it when
+ * this member can no longer hand over. */
+static void retryTransfer(rglue *g)
+{
+    rg_transfer_req *t = g->transfer_retry;
+    if (t == NULL) return;
+    g->transfer_retry = NULL;
+    int rc = RGLUE_ETRANSFER;
+    if (!g->raft_closing && !g->stop_requested && !g->failed && isLeader(g)) {
+        t->attempts++;
+        int rv = raft_transfer(&g->raft, &t->req, t->id, transferCb);
+        if (rv == 0) return;
+        rc = fromRaftChange(rv);
+    }
+    t->cb(t->arg, rc);
     free(t);
 }
 
@@ -1920,6 +1963,8 @@ int rglue_transfer(rglue *g, uint64_t id, rglue_change_cb cb, void *arg)
     rg_transfer_req *t = calloc(1, sizeof *t);
     if (t == NULL) return RGLUE_ENOMEM;
     t->g = g;
+    t->id = id;
+    t->attempts = 1;
     t->cb = cb;
     t->arg = arg;
     int rv = raft_transfer(&g->raft, &t->req, id, transferCb);

@@ -209,7 +209,8 @@ GCS_API int rglue_remove(rglue *g, uint64_t id, rglue_change_cb cb,
 
 /* Hand leadership to voter @id (0: the most up-to-date one). @cb gets 0
  * once another member leads, or RGLUE_ETRANSFER when that did not happen
- * within an election timeout. */
+ * within an election timeout, three times (a timed-out attempt is made
+ * again while this member still leads; see rglue.c). */
 GCS_API int rglue_transfer(rglue *g, uint64_t id, rglue_change_cb cb,
                            void *arg);
 
