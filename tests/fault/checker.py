@@ -18,6 +18,11 @@ check_watch: watch streams are ordered, gap- and duplicate-free, resume
 where they left off, agree with each other, and carry every acknowledged
 write and nothing invented.
 """
+import random
+
+
+
+_ZOBRIST = random.Random(20261126)  # fixed: a check is reproducible
 
 
 class Inconclusive(Exception):
@@ -135,6 +140,11 @@ def check_register(ops, initial=None, budget=2_000_000):
     required = sum(1 for o in ops if o["st"] == "ok")
     done = 0
     state = initial
+    # The set of linearized operations, as a Zobrist hash (a random 128-bit
+    # value per operation, xor-ed in and out): constant time and memory per
+    # step, where a bitset costs the history's length in both. A collision
+    # (odds about 2^-100 per pair) would prune a branch wrongly.
+    zob = [_ZOBRIST.getrandbits(128) for _ in ops]
     lin = 0
     cache = set()
     stack = []
@@ -154,7 +164,7 @@ def check_register(ops, initial=None, budget=2_000_000):
             o = ops[opi[j]]
             legal, new_state = _step(state, o)
             if legal:
-                new_lin = lin | (1 << opi[j])
+                new_lin = lin ^ zob[opi[j]]
                 key = (new_lin, new_state)
                 if key not in cache:
                     cache.add(key)
@@ -172,7 +182,7 @@ def check_register(ops, initial=None, budget=2_000_000):
             if not stack:
                 return False, _explain(ops, j, opi, best, required)
             j, state = stack.pop()
-            lin &= ~(1 << opi[j])
+            lin ^= zob[opi[j]]
             if ops[opi[j]]["st"] == "ok":
                 done -= 1
             unlift(j)
