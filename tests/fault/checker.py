@@ -20,8 +20,6 @@ write and nothing invented.
 """
 import random
 
-
-
 _ZOBRIST = random.Random(20261126)  # fixed: a check is reproducible
 
 
