@@ -87,12 +87,15 @@ def _step(state, o):
     return state != expected, state
 
 
-def check_register(ops, initial=None, budget=2_000_000):
+def check_register(ops, initial=None, budget=None):
     """(True, None) if linearizable, else (False, explanation).
 
-    Raises Inconclusive past @budget search steps.
+    Raises Inconclusive past @budget search steps (default: 1,000,000 plus
+    100 per operation).
     """
     ops = prepare_register(ops)
+    if budget is None:
+        budget = 1_000_000 + 100 * len(ops)
     if not ops:
         return True, None
     # Entries: (time, is_return, op index). Invocations sort before returns
