@@ -44,25 +44,16 @@
 #include "log.h"
 #include "storage.h"
 
+#define FUZZ_NAME "fuzz_commands"
+#include "fuzz_fsm.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "fuzz_commands: check failed at %s:%d: %s\n",    \
-                    __FILE__, __LINE__, #cond);                              \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
 
 #define MAX_ARGS 63
 #define MAX_ENTRY 64 /* commands per log entry */
 
-typedef struct member {
-    fsm f;
-    rglue_fsm hooks;
-} member;
+typedef fz_member member;
 
 static member primary, replica;
 static uint64_t next_index = 1;
@@ -75,23 +66,7 @@ static uint64_t next_request_id = 1;
 
 static void open_member(member *m, const char *what)
 {
-    const char *tmp = getenv("TMPDIR");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/gcsd-fuzz-%s-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp", what);
-    CHECK(mkdtemp(dir) != NULL);
-    char err[256] = "";
-    if (fsm_open(&m->f, dir, 64u << 20, err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz_commands: fsm_open %s: %s\n", dir, err);
-        abort();
-    }
-    fsm_raft_hooks(&m->f, &m->hooks);
-    char path[600];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
+    fz_open(m, what, 64u << 20);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
