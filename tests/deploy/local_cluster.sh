@@ -119,7 +119,7 @@ log_has() { grep -q -- "$2" "$W/m$1.log"; }
 echo "== first start: gcsd-0 and gcsd-1, gcsd-2 three seconds later"
 start 0 3; start 1 3; sleep 3; start 2 3
 check "all three ready" all_ready
-check "three voters" voters_are 0 3
+check "three voters" until_ 30 voters_are 0 3
 for i in $(seq 1 100); do R 0 SET "key$i" "v$i" >/dev/null; done
 check "writes through any member" until_ 10 has_data 2
 
