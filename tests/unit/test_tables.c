@@ -1050,7 +1050,7 @@ Test(tables, dead_rows_are_capped)
     te_expect(RUN(&e, S("GCS.TABLES.CAPS"), S("1"), S("0"), S("2")), OKR);
     cr_assert_eq(deletedKeys(&e, from, "ACTOR", ids, 6), 0x18);
     cr_assert_eq(deadKept(&e, TABLE_ACTOR, NULL), 1);
-    cr_assert_not_null(te_get_actor(&e, ids[5]));
+    cr_assert_eq(te_actor_state(&e, ids[5]), DEAD);
     cr_assert_eq(deadKept(&e, TABLE_NODE, &cap), 2);
     cr_assert_eq(cap, TABLE_DEAD_NODES_DEFAULT);
     cr_assert_eq(deadKept(&e, TABLE_PG, NULL), 2);
