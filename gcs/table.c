@@ -126,6 +126,7 @@ static int deadEvict(table_op *op)
         int rc = table_dead_info_get(op->txn, deadTables[i].table, &di);
         if (rc != 0) return rc;
         uint64_t n = 0;
+        bool repaired = false;
         while (rc == 0 && di.kept > di.cap && n < op->evict[i]) {
             deadFirst f = {.found = false};
             uint8_t prefix = (uint8_t)deadTables[i].table;
@@ -136,6 +137,7 @@ static int deadEvict(table_op *op)
             if (rc != 0) return rc;
             if (!f.found) {
                 di.kept = 0; /* the count ran ahead of the FIFO: repair */
+                repaired = true;
                 break;
             }
             rc = storage_table_delete(op->txn, INDEX_DEAD,
@@ -152,7 +154,7 @@ static int deadEvict(table_op *op)
             n++;
         }
         op->evict[i] = 0;
-        if (rc == 0 && n > 0) {
+        if (rc == 0 && (n > 0 || repaired)) {
             rc = storage_meta_set(op->txn, deadTables[i].count, di.kept);
         }
         if (rc != 0) return rc;
