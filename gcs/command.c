@@ -40,6 +40,7 @@ static void tableInit(void)
         {job_commands, job_commands_count},
         {pg_commands, pg_commands_count},
         {pubsub_commands, pubsub_commands_count},
+        {table_commands, table_commands_count},
     };
     size_t total = 0;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {

@@ -165,6 +165,8 @@ extern const command job_commands[];
 extern const size_t job_commands_count;
 extern const command pg_commands[];
 extern const size_t pg_commands_count;
+extern const command table_commands[];
+extern const size_t table_commands_count;
 extern const command pubsub_commands[];
 extern const size_t pubsub_commands_count;
 

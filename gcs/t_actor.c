@@ -168,6 +168,7 @@ static int actorDie(table_op *op, actor *r, Ray__Rpc__ActorDeathCause *cause)
     r->end_time = op->now_ms;
     r->death_cause = cause;
     if ((rc = actorSave(op, &was, r)) != 0 ||
+        (rc = table_dead_add(op, TABLE_ACTOR, actorKey(r))) != 0 ||
         (rc = ownerWorkerDied(op, r)) != 0) {
         return rc;
     }
@@ -198,6 +199,19 @@ static int actorRestartOrDie(table_op *op, actor *r,
 }
 
 /* ---- what other tables do to actors ------------------------------------ */
+
+int actor_forget(table_op *op, storage_slice id)
+{
+    actor *r;
+    int rc = loadActor(op, id, &r);
+    if (rc != 0 || r == NULL || r->state != STATE(DEAD)) return rc;
+    table_index_set was = {0}, none = {0};
+    if ((rc = actorIndexes(op, r, &was)) != 0 ||
+        (rc = table_index_update(op, &was, &none)) != 0) {
+        return rc;
+    }
+    return table_delete_record(op, TABLE_ACTOR, id);
+}
 
 int actor_run_kill(table_op *op, const table_kill *k)
 {

@@ -22,4 +22,9 @@ int actor_on_job_finished(table_op *op, storage_slice job_id);
  * marked preempted, so their restart after the node dies is not counted. */
 int actor_mark_preempted(table_op *op, storage_slice node_id);
 
+/* Evict dead actor @id (table.c's dead FIFO): its record and index entries
+ * go, with a DELETE event, as if it had never been registered. An actor
+ * that is not DEAD is left alone. */
+int actor_forget(table_op *op, storage_slice id);
+
 #endif /* GCS_T_ACTOR_H */

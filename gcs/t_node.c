@@ -253,7 +253,8 @@ static int nodeDead(table_op *op, size_t argc, const resp_arg *argv,
     if ((rc = table_index_update(op, &was, &now)) != 0 ||
         (rc = table_save(op, TABLE_NODE, nodeKey(n), &n->base)) != 0 ||
         (rc = storage_table_delete(op->txn, TABLE_NODE_RESOURCES, nodeKey(n),
-                                   NULL)) != 0) {
+                                   NULL)) != 0 ||
+        (rc = table_dead_add(op, TABLE_NODE, nodeKey(n))) != 0) {
         return rc;
     }
     table_nodes_changed(op);

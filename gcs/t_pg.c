@@ -493,7 +493,8 @@ static int pgRemove(table_op *op, pgroup *g)
     g->state = STATE(REMOVED);
     setSchedulingState(g, SCHED(REMOVED));
     if ((rc = queueRemove(op, pgKey(g))) != 0 ||
-        (rc = pgSave(op, &was, g)) != 0) {
+        (rc = pgSave(op, &was, g)) != 0 ||
+        (rc = table_dead_add(op, TABLE_PG, pgKey(g))) != 0) {
         return rc;
     }
     table_nodes_changed(op); /* committed resources changed */

@@ -18,6 +18,7 @@
 #include "node_health.h"
 #include "pg_wait.h"
 #include "rglue.h"
+#include "table.h"
 
 #define GCSD_VERSION_STR "0.1.0"
 /* What we tell tools that check the Redis version: the command set and
@@ -605,6 +606,17 @@ static void infoSection(client *c, const char *name, resp_buf *b)
         infoLine(b, "health_nodes_declared_dead:%" PRIu64,
                  srv->node_health ? node_health_declared(srv->node_health)
                                   : 0);
+        /* Dead rows kept and their caps (GCS.TABLES.CAPS). */
+        static const struct { unsigned table; const char *name; } dead[] = {
+            {TABLE_ACTOR, "actors"}, {TABLE_NODE, "nodes"}, {TABLE_PG, "pgs"},
+        };
+        storage_txn *t = fsm_read_txn(srv->fsm);
+        for (size_t i = 0; t != NULL && i < 3; i++) {
+            table_dead_info di;
+            if (table_dead_info_get(t, dead[i].table, &di) != 0) continue;
+            infoLine(b, "dead_%s_kept:%" PRIu64, dead[i].name, di.kept);
+            infoLine(b, "dead_%s_cap:%" PRIu64, dead[i].name, di.cap);
+        }
     } else if (strcmp(name, "raft") == 0) {
         rglue_status st;
         rglue_get_status(srv->raft, &st);

@@ -5,8 +5,205 @@
 #include <string.h>
 
 #include "command.h"
+#include "ray.pb-c.h"
 #include "t_actor.h"
 #include "t_pg.h"
+
+static const char *eventTable(unsigned table);
+
+/* ---- dead rows ----------------------------------------------------------- */
+
+static const struct deadTable {
+    unsigned table;
+    const char *count, *cap;
+    uint64_t def;
+} deadTables[3] = {
+    {TABLE_ACTOR, TABLE_META_DEAD_ACTORS, TABLE_META_DEAD_CAP_ACTORS,
+     TABLE_DEAD_ACTORS_DEFAULT},
+    {TABLE_NODE, TABLE_META_DEAD_NODES, TABLE_META_DEAD_CAP_NODES,
+     TABLE_DEAD_NODES_DEFAULT},
+    {TABLE_PG, TABLE_META_DEAD_PGS, TABLE_META_DEAD_CAP_PGS,
+     TABLE_DEAD_PGS_DEFAULT},
+};
+
+static int deadSlot(unsigned table)
+{
+    for (int i = 0; i < 3; i++) {
+        if (deadTables[i].table == table) return i;
+    }
+    return -1;
+}
+
+int table_dead_info_get(storage_txn *t, unsigned table, table_dead_info *out)
+{
+    int i = deadSlot(table);
+    if (i < 0) return STORAGE_EINVAL;
+    int rc = storage_meta_get(t, deadTables[i].count, &out->kept);
+    if (rc == 0) rc = storage_meta_get(t, deadTables[i].cap, &out->cap);
+    if (rc == 0 && out->cap == 0) out->cap = deadTables[i].def;
+    return rc;
+}
+
+int table_dead_add(table_op *op, unsigned table, storage_slice id)
+{
+    int i = deadSlot(table);
+    if (i < 0) return STORAGE_EINVAL;
+    uint64_t seq, kept;
+    int rc = storage_meta_get(op->txn, TABLE_META_DEAD_SEQ, &seq);
+    if (rc == 0) rc = storage_meta_get(op->txn, deadTables[i].count, &kept);
+    if (rc == 0) rc = storage_meta_set(op->txn, TABLE_META_DEAD_SEQ, seq + 1);
+    if (rc == 0) {
+        rc = storage_meta_set(op->txn, deadTables[i].count, kept + 1);
+    }
+    if (rc != 0) return rc;
+    uint8_t key[9];
+    key[0] = (uint8_t)table;
+    for (int b = 0; b < 8; b++) key[1 + b] = (uint8_t)(seq >> (56 - 8 * b));
+    rc = storage_table_put(op->txn, INDEX_DEAD, (storage_slice){key, 9}, id,
+                           NULL);
+    if (rc == 0) op->evict[i] += TABLE_DEAD_EVICT;
+    return rc;
+}
+
+int table_delete_record(table_op *op, unsigned table, storage_slice key)
+{
+    bool deleted;
+    int rc = storage_table_delete(op->txn, table, key, &deleted);
+    const char *name = eventTable(table);
+    if (rc == 0 && deleted && name != NULL) {
+        rc = apply_emit(op->a, name, key, FSM_EVENT_DELETE,
+                        (storage_slice){"", 0});
+    }
+    return rc;
+}
+
+typedef struct deadFirst {
+    uint8_t key[9];
+    uint8_t id[64];
+    size_t id_len;
+    bool found;
+} deadFirst;
+
+static int firstDead(void *arg, storage_slice key, storage_slice value)
+{
+    deadFirst *f = arg;
+    if (key.len != sizeof f->key || value.len > sizeof f->id) {
+        return STORAGE_ECORRUPT;
+    }
+    memcpy(f->key, key.data, key.len);
+    if (value.len > 0) memcpy(f->id, value.data, value.len);
+    f->id_len = value.len;
+    f->found = true;
+    return 1; /* the oldest is enough */
+}
+
+/* Delete a node's or group's record if it is still DEAD / REMOVED (it
+ * always is: both are final; the check keeps a damaged FIFO from deleting
+ * a live row). Neither has index entries then. */
+static int forgetRow(table_op *op, unsigned table, storage_slice id)
+{
+    const ProtobufCMessageDescriptor *d =
+        table == TABLE_NODE ? &ray__rpc__gcs_node_info__descriptor
+                            : &ray__rpc__placement_group_table_data__descriptor;
+    void *rec;
+    int rc = table_load(op->txn, &op->mem, table, id, d, &rec);
+    if (rc != 0 || rec == NULL) return rc;
+    bool dead = table == TABLE_NODE
+                    ? ((Ray__Rpc__GcsNodeInfo *)rec)->state ==
+                          RAY__RPC__GCS_NODE_INFO__GCS_NODE_STATE__DEAD
+                    : ((Ray__Rpc__PlacementGroupTableData *)rec)->state ==
+                          RAY__RPC__PLACEMENT_GROUP_TABLE_DATA__PLACEMENT_GROUP_STATE__REMOVED;
+    return dead ? table_delete_record(op, table, id) : 0;
+}
+
+/* Evict the oldest dead rows of each table past its cap, at most op->evict
+ * of them. */
+static int deadEvict(table_op *op)
+{
+    for (int i = 0; i < 3; i++) {
+        if (op->evict[i] == 0) continue;
+        table_dead_info di;
+        int rc = table_dead_info_get(op->txn, deadTables[i].table, &di);
+        if (rc != 0) return rc;
+        uint64_t n = 0;
+        bool repaired = false;
+        while (rc == 0 && di.kept > di.cap && n < op->evict[i]) {
+            deadFirst f = {.found = false};
+            uint8_t prefix = (uint8_t)deadTables[i].table;
+            rc = storage_table_scan(op->txn, INDEX_DEAD,
+                                    (storage_slice){&prefix, 1},
+                                    (storage_slice){"", 0}, firstDead, &f);
+            if (rc == 1) rc = 0;
+            if (rc != 0) return rc;
+            if (!f.found) {
+                di.kept = 0; /* the count ran ahead of the FIFO: repair */
+                repaired = true;
+                break;
+            }
+            rc = storage_table_delete(op->txn, INDEX_DEAD,
+                                      (storage_slice){f.key, sizeof f.key},
+                                      NULL);
+            if (rc != 0) return rc;
+            table_scope s = table_scope_enter(op);
+            storage_slice id = {f.id, f.id_len};
+            rc = deadTables[i].table == TABLE_ACTOR
+                     ? actor_forget(op, id)
+                     : forgetRow(op, deadTables[i].table, id);
+            table_scope_leave(op, s);
+            di.kept--;
+            n++;
+        }
+        op->evict[i] = 0;
+        if (rc == 0 && (n > 0 || repaired)) {
+            rc = storage_meta_set(op->txn, deadTables[i].count, di.kept);
+        }
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+/* GCS.TABLES.CAPS actors nodes pgs (0: the default) */
+static int capsCheck(size_t argc, const resp_arg *argv, resp_buf *err)
+{
+    for (size_t i = 1; i < argc; i++) {
+        uint64_t v;
+        if (!parse_u64(argv[i].ptr, argv[i].len, &v)) {
+            resp_add_error(err, ERR_NOT_INTEGER);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int capsBody(table_op *op, size_t argc, const resp_arg *argv,
+                    resp_buf *reply)
+{
+    if (capsCheck(argc, argv, reply) != 0) return 0;
+    for (int i = 0; i < 3; i++) {
+        uint64_t v = 0;
+        parse_u64(argv[1 + i].ptr, argv[1 + i].len, &v);
+        int rc = storage_meta_set(op->txn, deadTables[i].cap, v);
+        if (rc != 0) return rc;
+        op->evict[i] = TABLE_DEAD_CAPS_BATCH;
+    }
+    resp_add_status(reply, "OK");
+    return 0;
+}
+
+static int capsApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                     resp_buf *reply)
+{
+    return table_run(a, argc, argv, reply, capsBody);
+}
+
+const command table_commands[] = {
+    {"gcs.tables.caps", 4, CMD_WRITE | CMD_ADMIN, NULL, capsCheck, capsApply,
+     0, 0, 0, "server",
+     "Sets how many dead actors, dead nodes and removed placement groups "
+     "are kept (0: the default)."},
+};
+const size_t table_commands_count =
+    sizeof table_commands / sizeof table_commands[0];
 
 /* ---- one write command's work ---------------------------------------- */
 
@@ -35,7 +232,9 @@ int table_op_finish(table_op *op)
             int rc = pg_retry_pending(op);
             if (rc != 0) return rc;
         } else {
-            return 0;
+            /* Last: an eviction triggers nothing, and rows killed by this
+             * very command are no longer referenced once it is done. */
+            return deadEvict(op);
         }
     }
 }
@@ -165,6 +364,10 @@ int table_flush(apply_ctx *a)
         arena_restore(&mem, m);
     }
     arena_free(&mem);
+    /* The dead FIFOs go with the records (their sequence and caps stay). */
+    for (size_t i = 0; rc == 0 && i < 3; i++) {
+        rc = storage_meta_set(a->txn, deadTables[i].count, 0);
+    }
     return rc != 0 ? rc
                    : storage_table_flush(a->txn, 1, FSM_CHANGELOG_TABLE - 1);
 }

@@ -51,6 +51,9 @@ enum {
     INDEX_PG_QUEUE_SLOT = 27,     /* [group id] -> its INDEX_PG_QUEUE key */
     INDEX_JOB_BY_DRIVER_NODE = 28,/* ref(driver's node id, job id), while the
                                      job is not dead */
+    INDEX_DEAD = 29,              /* [u8 record table][u64 seq] -> id: dead
+                                     actors and nodes, removed groups, oldest
+                                     first, until evicted (table_dead_add) */
     /* 255 (FSM_SYSTEM_TABLE, fsm.h) holds gcsd's own records and 254
      * (FSM_CHANGELOG_TABLE) the changelog: not tables of the GCS, kept by
      * FLUSHALL. */
@@ -77,6 +80,42 @@ enum {
 #define TABLE_META_JOB_COUNTER "job_counter"
 #define TABLE_META_PG_QUEUE_SEQ "pg_queue_seq"
 
+/* ---- dead rows: a bounded FIFO per table --------------------------------
+ *
+ * Like Ray's GCS (maximum_gcs_destroyed_actor_cached_count,
+ * maximum_gcs_dead_node_cached_count), only so many dead rows are kept: an
+ * actor that became DEAD, a node DEAD, a group REMOVED enters INDEX_DEAD
+ * under the next meta "dead_seq"; when a table has more such rows than its
+ * cap, the oldest are deleted (record and index entries, with a DELETE
+ * event), as if never known. Caps are replicated: meta "dead_cap_*" set by
+ * GCS.TABLES.CAPS through the log, 0 meaning the compiled-in default. The
+ * work is bounded per command: each row entering allows TABLE_DEAD_EVICT
+ * evictions of its table, GCS.TABLES.CAPS itself TABLE_DEAD_CAPS_BATCH per
+ * table; so a lowered cap converges over the following commands. */
+#define TABLE_DEAD_ACTORS_DEFAULT 100000 /* Ray's destroyed-actor cache */
+#define TABLE_DEAD_NODES_DEFAULT 1000    /* Ray's dead-node cache */
+#define TABLE_DEAD_PGS_DEFAULT 100000    /* Ray keeps removed groups without
+                                            a cap; the actors' bound keeps
+                                            the store bounded the same way */
+#define TABLE_DEAD_EVICT 2
+#define TABLE_DEAD_CAPS_BATCH 256
+#define TABLE_META_DEAD_SEQ "dead_seq"
+#define TABLE_META_DEAD_ACTORS "dead_actors" /* rows in the FIFO */
+#define TABLE_META_DEAD_NODES "dead_nodes"
+#define TABLE_META_DEAD_PGS "dead_pgs"
+#define TABLE_META_DEAD_CAP_ACTORS "dead_cap_actors" /* 0: the default */
+#define TABLE_META_DEAD_CAP_NODES "dead_cap_nodes"
+#define TABLE_META_DEAD_CAP_PGS "dead_cap_pgs"
+
+/* The FIFO's state for one table, as @t sees it. */
+typedef struct table_dead_info {
+    uint64_t kept;  /* dead rows kept */
+    uint64_t cap;   /* the cap in force (the default when unset) */
+} table_dead_info;
+
+/* @table is TABLE_ACTOR, TABLE_NODE or TABLE_PG. 0 or a storage error. */
+int table_dead_info_get(storage_txn *t, unsigned table, table_dead_info *out);
+
 /* ---- one write command's work ---------------------------------------- */
 
 /* An actor to kill once the command's own change is made (owner death). */
@@ -99,6 +138,8 @@ typedef struct table_op {
                                the queued placement groups again */
     struct pg_nodes *nodes; /* t_pg.c's view of the alive nodes (malloc'd,
                                so it outlives scopes); NULL until needed */
+    uint64_t evict[3];      /* dead rows table_op_finish may still evict:
+                               actors, nodes, groups */
 } table_op;
 
 void table_op_init(table_op *op, apply_ctx *a);
@@ -129,6 +170,16 @@ void table_scope_leave(table_op *op, table_scope s);
 
 /* Nodes or committed resources changed: drop t_pg.c's view of them. */
 void table_nodes_changed(table_op *op);
+
+/* Row @id of @table (TABLE_ACTOR, TABLE_NODE, TABLE_PG) just died for
+ * good: it enters the table's dead FIFO, and table_op_finish may evict
+ * TABLE_DEAD_EVICT more of the oldest. Returns 0 or a storage error. */
+int table_dead_add(table_op *op, unsigned table, storage_slice id);
+
+/* Delete the record under @key of @table and, for a record table, emit its
+ * DELETE event (none when there was no record). The caller deletes its
+ * index entries. Returns 0 or a storage error. */
+int table_delete_record(table_op *op, unsigned table, storage_slice key);
 
 /* Queue a kill for table_op_finish. Returns 0 or STORAGE_ENOMEM. */
 int table_queue_kill(table_op *op, storage_slice actor_id, int reason,

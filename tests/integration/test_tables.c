@@ -1,7 +1,8 @@
 /* The typed tables against a real gcsd, through hiredis: records in and
  * out, PG.WAIT blocking until a registration makes its group fit, a 100,000
- * row listing paged through cursors, and the leader's health check
- * declaring a silent node dead. */
+ * row listing paged through cursors, the leader's health check
+ * declaring a silent node dead, and the dead-row caps applied alike on
+ * every member of a cluster. */
 #include <criterion/criterion.h>
 #include <poll.h>
 #include <signal.h>
@@ -510,5 +511,55 @@ Test(tables_cluster, pg_wait_through_a_follower_blocks_nobody)
     for (int i = 0; i < 8; i++) redisFree(peers[i]);
     redisFree(waiter);
     redisFree(other);
+    cluster_stop_all(&tcl);
+}
+
+/* The dead-row caps travel in the log: set through a follower, every member
+ * evicts the same oldest actors and reports the same figures. */
+Test(tables_cluster, dead_row_caps_are_replicated)
+{
+    cluster_start(&tcl, 3, "");
+    int leader = cluster_wait_leader(&tcl, 10000);
+    redisContext *c = cluster_connect(&tcl, (leader + 1) % 3);
+    expectStatus(CMD(c, S("GCS.TABLES.CAPS"), S("2"), S("0"), S("0")), "OK");
+    for (unsigned k = 1; k <= 5; k++) {
+        expectStatus(CMD(c, S("ACTOR.REGISTER"),
+                         te_actor((te_actor_spec){.k = k, .job = 1})),
+                     "OK");
+        expectStatus(CMD(c, S("ACTOR.KILL"), te_actor_id(k, 1)), "OK");
+    }
+    for (int m = 0; m < 3; m++) {
+        redisContext *x = cluster_connect(&tcl, m);
+        /* A member applies in its own time: poll until it has the last
+         * kill, then everything else must already hold. */
+        long long deadline = harness_now_ms() + 10000;
+        for (;;) {
+            redisReply *r = CMD(x, S("ACTOR.GET"), te_actor_id(5, 1));
+            bool have = r->type == REDIS_REPLY_STRING;
+            freeReplyObject(r);
+            if (have && actorState(x, te_actor_id(5, 1)) == 4) break;
+            cr_assert_lt(harness_now_ms(), deadline,
+                         "member %d never applied the kills", m);
+            poll(NULL, 0, 20);
+        }
+        for (unsigned k = 1; k <= 3; k++) {
+            redisReply *r = CMD(x, S("ACTOR.GET"), te_actor_id(k, 1));
+            cr_assert_eq(r->type, REDIS_REPLY_NIL, "member %d kept actor %u",
+                         m, k);
+            freeReplyObject(r);
+        }
+        cr_assert_eq(actorState(x, te_actor_id(4, 1)), 4);
+        redisReply *r = CMD(x, S("INFO"), S("tables"));
+        cr_assert_eq(r->type, REDIS_REPLY_STRING);
+        cr_assert_not_null(strstr(r->str, "dead_actors_kept:2\r\n"), "%s",
+                           r->str);
+        cr_assert_not_null(strstr(r->str, "dead_actors_cap:2\r\n"), "%s",
+                           r->str);
+        cr_assert_not_null(strstr(r->str, "dead_nodes_cap:1000\r\n"), "%s",
+                           r->str);
+        freeReplyObject(r);
+        redisFree(x);
+    }
+    redisFree(c);
     cluster_stop_all(&tcl);
 }

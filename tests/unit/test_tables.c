@@ -5,6 +5,7 @@
 #include "table_env.h"
 
 #include "storage.h"
+#include "table.h"
 
 enum { DU = 0, PC = 1, ALIVE = 2, RESTARTING = 3, DEAD = 4 };
 enum { PG_PENDING = 0, PG_CREATED = 2, PG_REMOVED = 3, PG_RESCHEDULING = 4 };
@@ -892,6 +893,209 @@ Test(tables, lists_page_with_cursors_and_filters)
     te_close(&e);
 }
 
+/* ---- dead rows ---------------------------------------------------------- */
+
+static int countOne(void *arg, storage_slice k, storage_slice v)
+{
+    (void)k;
+    (void)v;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* Entries of storage table @table (an index) under @prefix. */
+static size_t countEntries(te_env *e, unsigned table, blob prefix)
+{
+    storage_txn *t = fsm_read_txn(&e->f);
+    cr_assert_not_null(t);
+    size_t n = 0;
+    cr_assert_eq(storage_table_scan(t, table,
+                                    (storage_slice){prefix.p, prefix.n},
+                                    (storage_slice){"", 0}, countOne, &n),
+                 0);
+    return n;
+}
+
+static uint64_t deadKept(te_env *e, unsigned table, uint64_t *cap)
+{
+    table_dead_info di;
+    cr_assert_eq(table_dead_info_get(fsm_read_txn(&e->f), table, &di), 0);
+    if (cap != NULL) *cap = di.cap;
+    return di.kept;
+}
+
+/* The DELETE events of @table since event @from, as a bitmask over keys
+ * @keys[0..n). Fails on a DELETE of another key. */
+static unsigned deletedKeys(te_env *e, size_t from, const char *table,
+                            const blob *keys, size_t n)
+{
+    unsigned mask = 0;
+    for (size_t i = from; i < e->n_ev; i++) {
+        if (e->ev[i].kind != FSM_EVENT_DELETE) continue;
+        cr_assert_str_eq(e->ev[i].table, table);
+        size_t k = 0;
+        while (k < n && !te_eq(e->ev[i].key, keys[k])) k++;
+        cr_assert_lt(k, n, "DELETE of an unexpected key");
+        cr_assert_eq(e->ev[i].value.n, 0);
+        mask |= 1u << k;
+    }
+    return mask;
+}
+
+/* Past a table's cap the oldest dead rows go, record, indexes and all, each
+ * with a DELETE event; the newest stay. A lowered cap converges. */
+Test(tables, dead_rows_are_capped)
+{
+    te_env e;
+    te_open(&e);
+    uint64_t cap;
+    cr_assert_eq(deadKept(&e, TABLE_ACTOR, &cap), 0);
+    cr_assert_eq(cap, TABLE_DEAD_ACTORS_DEFAULT);
+    cr_assert_eq(deadKept(&e, TABLE_NODE, &cap), 0);
+    cr_assert_eq(cap, TABLE_DEAD_NODES_DEFAULT);
+    te_expect_error(RUN(&e, S("GCS.TABLES.CAPS"), S("3"), S("x"), S("1")),
+                    "ERR value is not an integer or out of range");
+    te_expect(RUN(&e, S("GCS.TABLES.CAPS"), S("3"), S("2"), S("2")), OKR);
+    cr_assert_eq(deadKept(&e, TABLE_ACTOR, &cap), 0);
+    cr_assert_eq(cap, 3);
+    registerNode(&e, 1, "CPU=8");
+
+    /* Actors 1..6 of job 1 die in order (1 is named); 1..3 are evicted. */
+    blob ids[6];
+    for (unsigned k = 1; k <= 6; k++) {
+        te_expect(RUN(&e, S("ACTOR.REGISTER"),
+                      te_actor((te_actor_spec){.k = k, .job = 1,
+                                               .name = k == 1 ? "a" : NULL})),
+                  OKR);
+        ids[k - 1] = te_actor_id(k, 1);
+    }
+    size_t from = e.n_ev;
+    for (unsigned k = 1; k <= 6; k++) {
+        te_expect(RUN(&e, S("ACTOR.KILL"), ids[k - 1]), OKR);
+    }
+    cr_assert_eq(deletedKeys(&e, from, "ACTOR", ids, 6), 0x7);
+    for (unsigned k = 1; k <= 6; k++) {
+        Ray__Rpc__ActorTableData *a = te_get_actor(&e, ids[k - 1]);
+        if (k <= 3) {
+            cr_assert_null(a, "actor %u kept", k);
+        } else {
+            cr_assert_not_null(a, "actor %u evicted", k);
+            cr_assert_eq(a->state, DEAD);
+            protobuf_c_message_free_unpacked(&a->base, NULL);
+        }
+    }
+    cr_assert_eq(deadKept(&e, TABLE_ACTOR, NULL), 3);
+    /* An evicted actor is unknown: no index entry, no listing, no name. */
+    te_expect_error(RUN(&e, S("ACTOR.KILL"), ids[0]), "ERR no such actor");
+    cr_assert(te_is_nil(RUN(&e, S("ACTOR.GETNAMED"), S(""), S("a"))));
+    cr_assert_eq(countEntries(&e, INDEX_ACTOR_BY_JOB, (blob){NULL, 0}), 3);
+    cr_assert_eq(countEntries(&e, INDEX_ACTOR_NAME, (blob){NULL, 0}), 0);
+    cr_assert_eq(countEntries(&e, INDEX_DEAD, S("\x02")), 3);
+    size_t n;
+    listPage(RUN(&e, S("ACTOR.LIST"), S("JOB"), te_job_id(1)), &n);
+    cr_assert_eq(n, 3);
+    listPage(RUN(&e, S("ACTOR.LIST")), &n);
+    cr_assert_eq(n, 3);
+
+    /* Nodes 2..5 die; 2 and 3 go. Node 1 stays ALIVE. */
+    blob nodes[4];
+    for (unsigned k = 2; k <= 5; k++) {
+        registerNode(&e, k, "CPU=1");
+        nodes[k - 2] = te_node_id(k);
+    }
+    from = e.n_ev;
+    for (unsigned k = 2; k <= 5; k++) {
+        te_expect(RUN(&e, S("NODE.DEAD"), nodes[k - 2], S("gone")), OKR);
+    }
+    cr_assert_eq(deletedKeys(&e, from, "NODE", nodes, 4), 0x3);
+    cr_assert_null(te_get_node(&e, nodes[0]));
+    cr_assert_null(te_get_node(&e, nodes[1]));
+    for (unsigned k = 4; k <= 5; k++) {
+        Ray__Rpc__GcsNodeInfo *nd = te_get_node(&e, nodes[k - 2]);
+        cr_assert_not_null(nd);
+        cr_assert_eq(nd->state, RAY__RPC__GCS_NODE_INFO__GCS_NODE_STATE__DEAD);
+        protobuf_c_message_free_unpacked(&nd->base, NULL);
+    }
+    listPage(RUN(&e, S("NODE.LIST"), S("DEAD")), &n);
+    cr_assert_eq(n, 2);
+    listPage(RUN(&e, S("NODE.LIST")), &n);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(deadKept(&e, TABLE_NODE, NULL), 2);
+
+    /* Groups 1..4 are removed; 1 and 2 go. */
+    blob pgs[4];
+    for (unsigned k = 1; k <= 4; k++) {
+        te_expect(RUN(&e, S("PG.CREATE"),
+                      te_pg((te_pg_spec){.k = k, .bundles = "CPU=1",
+                                         .name = k == 1 ? "g" : NULL})),
+                  OKR);
+        pgs[k - 1] = te_pg_id(k, 0);
+    }
+    from = e.n_ev;
+    for (unsigned k = 1; k <= 4; k++) {
+        te_expect(RUN(&e, S("PG.REMOVE"), pgs[k - 1]), OKR);
+    }
+    cr_assert_eq(deletedKeys(&e, from, "PLACEMENT_GROUP", pgs, 4), 0x3);
+    cr_assert_null(te_get_pg(&e, pgs[0]));
+    cr_assert_null(te_get_pg(&e, pgs[1]));
+    cr_assert_eq(te_pg_state(&e, pgs[2]), PG_REMOVED);
+    cr_assert_eq(te_pg_state(&e, pgs[3]), PG_REMOVED);
+    listPage(RUN(&e, S("PG.LIST")), &n);
+    cr_assert_eq(n, 2);
+    te_expect_error(RUN(&e, S("PG.REMOVE"), pgs[0]),
+                    "ERR no such placement group");
+
+    /* Lowering a cap evicts at once (a bounded batch); 0 is the default. */
+    from = e.n_ev;
+    te_expect(RUN(&e, S("GCS.TABLES.CAPS"), S("1"), S("0"), S("2")), OKR);
+    cr_assert_eq(deletedKeys(&e, from, "ACTOR", ids, 6), 0x18);
+    cr_assert_eq(deadKept(&e, TABLE_ACTOR, NULL), 1);
+    cr_assert_eq(te_actor_state(&e, ids[5]), DEAD);
+    cr_assert_eq(deadKept(&e, TABLE_NODE, &cap), 2);
+    cr_assert_eq(cap, TABLE_DEAD_NODES_DEFAULT);
+    cr_assert_eq(deadKept(&e, TABLE_PG, NULL), 2);
+
+    /* An evicted id may register again, as a new actor. */
+    te_expect(RUN(&e, S("ACTOR.REGISTER"),
+                  te_actor((te_actor_spec){.k = 1, .job = 1, .name = "a"})),
+              OKR);
+    cr_assert_eq(te_actor_state(&e, ids[0]), DU);
+
+    /* FLUSHALL empties the FIFOs with the records. */
+    te_expect(RUN(&e, S("FLUSHALL")), OKR);
+    cr_assert_eq(deadKept(&e, TABLE_ACTOR, NULL), 0);
+    cr_assert_eq(deadKept(&e, TABLE_NODE, NULL), 0);
+    cr_assert_eq(countEntries(&e, INDEX_DEAD, (blob){NULL, 0}), 0);
+    te_close(&e);
+}
+
+/* A cascade that kills many rows at once stays within its eviction budget
+ * and still ends at the cap. */
+Test(tables, dead_rows_cascade)
+{
+    te_env e;
+    te_open(&e);
+    te_expect(RUN(&e, S("GCS.TABLES.CAPS"), S("2"), S("0"), S("0")), OKR);
+    te_expect(RUN(&e, S("JOB.ADD"), te_job(1, 0)), OKR);
+    for (unsigned k = 1; k <= 10; k++) {
+        te_expect(RUN(&e, S("ACTOR.REGISTER"),
+                      te_actor((te_actor_spec){.k = k, .job = 1})),
+                  OKR);
+    }
+    size_t from = e.n_ev;
+    te_expect(RUN(&e, S("JOB.FINISH"), te_job_id(1)), OKR);
+    size_t deletes = 0;
+    for (size_t i = from; i < e.n_ev; i++) {
+        deletes += e.ev[i].kind == FSM_EVENT_DELETE;
+    }
+    cr_assert_eq(deletes, 8);
+    cr_assert_eq(deadKept(&e, TABLE_ACTOR, NULL), 2);
+    size_t n;
+    listPage(RUN(&e, S("ACTOR.LIST"), S("JOB"), te_job_id(1)), &n);
+    cr_assert_eq(n, 2);
+    te_close(&e);
+}
+
 /* ---- determinism --------------------------------------------------------------- */
 
 /* A pseudo-random log over every write command, ids drawn from small
@@ -975,13 +1179,21 @@ static size_t randomCommand(unsigned *seed, blob *argv)
     return 2;
 }
 
-Test(tables, same_log_same_state)
+/* Apply the same pseudo-random log to two fresh stores (after @caps, a
+ * GCS.TABLES.CAPS command, when given): same replies, same events, byte-
+ * identical dumps. Returns the number of DELETE events. */
+static size_t sameLog(const char *const *caps, unsigned seed)
 {
     te_env a, b;
     te_open(&a);
     te_open(&b);
-    unsigned seed = 20261125;
-    size_t errors = 0;
+    if (caps != NULL) {
+        te_expect(RUN(&a, S("GCS.TABLES.CAPS"), S(caps[0]), S(caps[1]),
+                      S(caps[2])), OKR);
+        te_expect(RUN(&b, S("GCS.TABLES.CAPS"), S(caps[0]), S(caps[1]),
+                      S(caps[2])), OKR);
+    }
+    size_t errors = 0, deletes = 0;
     for (int i = 0; i < 3000; i++) {
         blob argv[4];
         size_t argc = randomCommand(&seed, argv);
@@ -997,7 +1209,10 @@ Test(tables, same_log_same_state)
     cr_assert_gt(a.n_ev, 500);
     for (size_t i = 0; i < a.n_ev; i++) {
         cr_assert_eq(a.ev[i].revision, b.ev[i].revision);
+        cr_assert_eq(a.ev[i].kind, b.ev[i].kind);
+        cr_assert(te_eq(a.ev[i].key, b.ev[i].key));
         cr_assert(te_eq(a.ev[i].value, b.ev[i].value));
+        deletes += a.ev[i].kind == FSM_EVENT_DELETE;
     }
     uint64_t ia, ib;
     blob da = te_dump(&a, &ia), db = te_dump(&b, &ib);
@@ -1006,4 +1221,18 @@ Test(tables, same_log_same_state)
     cr_assert(memcmp(da.p, db.p, da.n) == 0, "replicas diverged");
     te_close(&a);
     te_close(&b);
+    return deletes;
+}
+
+Test(tables, same_log_same_state)
+{
+    /* Nothing reaches the default caps: nothing is deleted. */
+    cr_assert_eq(sameLog(NULL, 20261125), 0);
+}
+
+/* Small caps: dead rows are evicted all along, the same way on both. */
+Test(tables, same_log_same_state_with_caps)
+{
+    static const char *const caps[] = {"5", "2", "3"};
+    cr_assert_gt(sameLog(caps, 20261126), 20);
 }
