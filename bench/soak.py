@@ -874,6 +874,15 @@ def run(args):
     if lead is None:
         sys.exit("error: no leader within 30 s (see %s/gcsd*.log)" % out)
     print("# leader: member %d" % lead.id, flush=True)
+    if args.dead_caps:
+        caps = [int(x) for x in args.dead_caps.split(",")]
+        c = lead.client(10)
+        try:
+            c.execute_command("GCS.TABLES.CAPS", *caps)
+        finally:
+            c.close()
+        print("# dead-row caps: actors %d, nodes %d, placement groups %d" %
+              tuple(caps), flush=True)
 
     t0 = time.monotonic()
     ctx = mp.get_context("fork")
@@ -1373,6 +1382,9 @@ def main():
     ap.add_argument("--workdir", default=None, help="parent of the data dirs (default $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the data dirs")
     ap.add_argument("--command", default="", help="the command line to quote in the report")
+    ap.add_argument("--dead-caps", default="",
+                    help="GCS.TABLES.CAPS actors,nodes,pgs to set at the start "
+                         "(default: gcsd's, 100000,1000,100000)")
     ap.add_argument("--report-only", metavar="DIR")
     args = ap.parse_args()
     if args.report_only:
