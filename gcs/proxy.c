@@ -519,6 +519,9 @@ static void onUpRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void onUpConnect(uv_connect_t *req, int status)
 {
     upstream *u = req->data;
+    /* Closed while connecting (upReset, proxy_close): the close callback
+     * cleans up; closing it again would abort in libuv. */
+    if (uv_is_closing((uv_handle_t *)&u->tcp)) return;
     if (status != 0) {
         if (status != UV_ECANCELED) {
             log_info("cannot connect to leader %s: %s", u->addr,
