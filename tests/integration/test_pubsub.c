@@ -166,6 +166,21 @@ static long long infoNumber(redisContext *c, const char *section,
 /* redis-cli and redis-py (/usr/bin/python3: the python3 first on PATH may
  * lack the redis module) subscribed to one channel print the same
  * messages, in the same order. */
+/* Poll PUBSUB NUMSUB @channel until it is @want (10 s at most). */
+static void waitNumsub(redisContext *c, const char *channel, long long want,
+                       const char *what)
+{
+    long long deadline = harness_now_ms() + 10000;
+    for (;;) {
+        redisReply *r = harness_cmd(c, "PUBSUB NUMSUB %s", channel);
+        long long n = r->element[1]->integer;
+        freeReplyObject(r);
+        if (n == want) return;
+        cr_assert_lt(harness_now_ms(), deadline, "%s", what);
+        harness_poll_pause(10);
+    }
+}
+
 Test(pubsub, redis_cli_and_redis_py_agree)
 {
     char cmd[1024];
@@ -190,15 +205,7 @@ Test(pubsub, redis_cli_and_redis_py_agree)
     FILE *py = popen(cmd, "r");
     cr_assert_not_null(py);
     redisContext *p = harness_connect(&srv);
-    long long deadline = harness_now_ms() + 10000;
-    for (;;) {
-        redisReply *r = harness_cmd(p, "PUBSUB NUMSUB news");
-        long long n = r->element[1]->integer;
-        freeReplyObject(r);
-        if (n == 2) break;
-        cr_assert_lt(harness_now_ms(), deadline, "the two never subscribed");
-        harness_poll_pause(10);
-    }
+    waitNumsub(p, "news", 2, "the two never subscribed");
     static const char *const msgs[] = {"hello world", "second", "a\tb c"};
     for (int i = 0; i < 3; i++) EXPECT_INT(p, 2, "PUBLISH news %s", msgs[i]);
     char line[256];
@@ -237,15 +244,7 @@ Test(pubsub, redis_cli_subscriber)
     cr_assert_not_null(f);
     redisContext *p = harness_connect(&srv);
     /* Wait until the subscription is in place, then publish. */
-    long long deadline = harness_now_ms() + 10000;
-    for (;;) {
-        redisReply *r = harness_cmd(p, "PUBSUB NUMSUB news");
-        long long n = r->element[1]->integer;
-        freeReplyObject(r);
-        if (n == 1) break;
-        cr_assert_lt(harness_now_ms(), deadline, "redis-cli never subscribed");
-        harness_poll_pause(10);
-    }
+    waitNumsub(p, "news", 1, "redis-cli never subscribed");
     EXPECT_INT(p, 1, "PUBLISH news %s", "hello world");
     char lines[6][128];
     for (int i = 0; i < 6; i++) {
@@ -373,15 +372,7 @@ Test(pubsub, slow_subscriber_is_disconnected)
     cr_assert(fast.ok, "the fast subscriber got %d of %d", fast.received,
               SLOW_MSGS);
     /* The slow one is gone: only the fast one is subscribed. */
-    long long deadline = harness_now_ms() + 10000;
-    for (;;) {
-        redisReply *r = harness_cmd(p, "PUBSUB NUMSUB fire");
-        long long n = r->element[1]->integer;
-        freeReplyObject(r);
-        if (n == 1) break;
-        cr_assert_lt(harness_now_ms(), deadline, "slow subscriber kept");
-        harness_poll_pause(10);
-    }
+    waitNumsub(p, "fire", 1, "slow subscriber kept");
     EXPECT_INT(p, 1, "PUBLISH fire last");
     expectMessage(fast.c, "fire", "last");
     char cmd[512];
