@@ -371,6 +371,7 @@ static int queueRemove(table_op *op, storage_slice id)
 
 static int queueAdd(table_op *op, storage_slice id, int cls)
 {
+    if (id.len != PG_ID_LEN) return STORAGE_ECORRUPT; /* it goes in the key */
     storage_slice slot;
     bool found;
     int rc = storage_table_get(op->txn, INDEX_PG_QUEUE_SLOT, id, &slot,

@@ -301,6 +301,34 @@ int table_decode_error(const arena *mem)
 
 /* ---- records ---------------------------------------------------------- */
 
+/* A record table's row is keyed by its id (field 1 of each of its
+ * messages); handlers build keys from the loaded record, so a row whose id
+ * is not its key (possible only in a damaged or crafted snapshot) must stop
+ * here rather than send them off with an id of any length. */
+static bool idMatchesKey(unsigned table, const ProtobufCMessage *m,
+                         storage_slice key)
+{
+    const ProtobufCBinaryData *id;
+    switch (table) {
+        case TABLE_NODE:
+            id = &((const Ray__Rpc__GcsNodeInfo *)m)->node_id;
+            break;
+        case TABLE_ACTOR:
+            id = &((const Ray__Rpc__ActorTableData *)m)->actor_id;
+            break;
+        case TABLE_JOB:
+            id = &((const Ray__Rpc__JobTableData *)m)->job_id;
+            break;
+        case TABLE_PG:
+            id = &((const Ray__Rpc__PlacementGroupTableData *)m)
+                      ->placement_group_id;
+            break;
+        default: return true;
+    }
+    return id->len == key.len &&
+           (key.len == 0 || memcmp(id->data, key.data, key.len) == 0);
+}
+
 int table_load(storage_txn *t, arena *mem, unsigned table, storage_slice key,
                const ProtobufCMessageDescriptor *desc, void **out)
 {
@@ -314,6 +342,7 @@ int table_load(storage_txn *t, arena *mem, unsigned table, storage_slice key,
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, &mem->pb, v.len,
                                                     v.data);
     if (m == NULL) return table_decode_error(mem);
+    if (!idMatchesKey(table, m, key)) return STORAGE_ECORRUPT;
     *out = m;
     return 0;
 }

@@ -14,6 +14,12 @@
 #   FUZZ_TARGETS  targets to run, space separated (default: all of them)
 #   FUZZ_BUILD    build directory (default: build-fuzz)
 #   FUZZ_KEEP     set to 1 to keep the temporary corpora (new inputs found)
+#   FUZZ_SEED     libFuzzer's -seed: a fixed seed makes the run repeatable
+#                 (the same mutations in the same order, so a slower machine
+#                 runs a prefix of what a faster one does); CI uses one, so a
+#                 red CI is a regression, not a lucky draw. Without it every
+#                 run explores afresh: run long that way to find new bugs,
+#                 and add what they find to fuzz/corpus/<target>/.
 set -euo pipefail
 
 secs=${1:-30}
@@ -79,6 +85,14 @@ max_len() {
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
+seed_opt=()
+if [ -n "${FUZZ_SEED:-}" ]; then
+  case $FUZZ_SEED in
+    *[!0-9]* | 0) echo "fuzz.sh: FUZZ_SEED must be a positive integer" >&2; exit 2 ;;
+  esac
+  seed_opt=(-seed="$FUZZ_SEED")
+fi
+
 failed=0
 for t in $targets; do
   exe="$build/fuzz/$t"
@@ -90,7 +104,7 @@ for t in $targets; do
   log="$work/$t.log"
   say "$t: ${secs}s"
   rc=0
-  "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+  "$exe" "${seed_opt[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
     -max_len="$(max_len "$t")" -print_final_stats=1 \
     -artifact_prefix="$art/" "$corpus" >"$log" 2>&1 || rc=$?
   # Summary: the last status line and the speed.

@@ -118,6 +118,47 @@ Test(fuzz_findings, damaged_bundle_amount_is_clamped)
     te_close(&e);
 }
 
+/* fuzz_snapshot (crash_pg_id_not_its_key): a restored group record whose
+ * placement_group_id was empty, under a valid key and on a node's index,
+ * sent NODE.DEAD's rescheduling to copy a 0-byte id as an 18-byte one (a
+ * null source under UBSan, an out-of-bounds read otherwise). A record whose
+ * id is not its key is now damage: the apply fails with STORAGE_ECORRUPT and
+ * the member fail-stops, as for any other corrupt row. (Found by a CI fuzz
+ * run whose input was not kept; this test builds the same state.) */
+Test(fuzz_findings, record_id_must_be_its_key)
+{
+    te_env e;
+    te_open(&e);
+    blob id = te_pg_id(1, 0);
+    te_expect(RUN(&e, S("NODE.REGISTER"), te_node(1, "CPU=4")), OKR);
+    te_expect(RUN(&e, S("PG.CREATE"),
+                  te_pg((te_pg_spec){.k = 1, .name = "g",
+                                     .bundles = "CPU=1"})),
+              OKR);
+    cr_assert_eq(te_pg_state(&e, id), 2 /* CREATED */);
+    Ray__Rpc__PlacementGroupTableData *g = te_get_pg(&e, id);
+    g->placement_group_id = (ProtobufCBinaryData){0, NULL};
+    blob rec = te_pack(&g->base);
+    protobuf_c_message_free_unpacked(&g->base, NULL);
+    storage_txn *t;
+    cr_assert_eq(storage_begin(e.f.store, true, &t), 0);
+    cr_assert_eq(storage_table_put(t, TABLE_PG, (storage_slice){id.p, id.n},
+                                   (storage_slice){rec.p, rec.n}, NULL),
+                 0);
+    cr_assert_eq(storage_commit(t), 0);
+
+    blob argv[] = {S("NODE.DEAD"), te_node_id(1), S("gone")};
+    rglue_cmd c = te_encode(3, argv);
+    e.reply = (blob){NULL, 0};
+    int rc = e.hooks.apply(e.hooks.ctx, e.index + 1, e.time_ms + 10, &c, 1,
+                           te_collect, &e);
+    cr_assert_eq(rc, STORAGE_ECORRUPT, "apply: %d", rc);
+    cr_assert_null(e.reply.p, "no reply for a failed entry");
+    cr_assert(e.f.failed, "the member fail-stops");
+    cr_assert_eq(e.f.applied_index, e.index);
+    te_close(&e);
+}
+
 /* fuzz_ctl (crash_resource_key_control_byte): gcsctl printed a resource
  * name's control bytes raw (an escape sequence in a record reached the
  * terminal) and NaN or infinite amounts as "nan"/"inf" in --json output,
