@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "test_ports.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -31,16 +32,19 @@ const char *harness_gcsd_bin(void)
 
 int harness_free_port(void)
 {
-    /* Ports come from a block below the kernel's ephemeral range
-     * (32768-60999), chosen by the process id (Criterion runs each test in
-     * a process of its own): no outgoing connection, and no other test's
-     * bind to port 0, takes them, so a server restarted on its port finds
-     * it free. Below 30000, port + 10000 (the default raft port) is valid. */
-    static int next = 0;
-    if (next == 0) next = 10000 + (int)(getpid() % 500) * 40;
+    /* From this process's reserved blocks (test_ports.h: Criterion runs
+     * each test in a process of its own), so no other test binds them and
+     * a server restarted on its port finds it free. The bind probe skips a
+     * port something outside the tests holds. */
+    static int next = 0, end = 0;
     for (int attempt = 0; attempt < 20000; attempt++) {
-        int port = next;
-        next = next + 1 < 30000 ? next + 1 : 10000;
+        if (next == end) {
+            next = test_port_block();
+            cr_assert(next > 0, "no test port block free in "
+                                TEST_PORT_LOCK_DIR);
+            end = next + TEST_PORT_BLOCK;
+        }
+        int port = next++;
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) continue;
         struct sockaddr_in sa = {0};

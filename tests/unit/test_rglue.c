@@ -21,6 +21,7 @@
 
 #include "rglue.h"
 #include "rglue_int.h"
+#include "test_ports.h"
 
 /* ---- a tiny in-memory state machine ---------------------------------------
  * It outlives rglue instances, standing in for a durable store: restarting a
@@ -317,9 +318,10 @@ static void setup(void)
     cr_assert_eq(uv_timer_start(&W.tick, tickCb, 5, 5), 0);
     snprintf(W.root, sizeof W.root, "/tmp/rglue-test-XXXXXX");
     cr_assert(mkdtemp(W.root) != NULL);
-    /* Below Linux's ephemeral range (32768+), so that no outgoing
-     * connection holds one of our ports. */
-    W.base_port = 20000 + (int)(getpid() % 600) * 20;
+    /* A block of ports reserved for this test's process (test_ports.h):
+     * no other test binds them, and no outgoing connection does. */
+    W.base_port = test_port_block();
+    cr_assert(W.base_port > 0, "no test port block free");
 }
 
 static void initNodes(int n)
