@@ -189,6 +189,9 @@ struct rglue {
                            raft_io_snapshot_put_cb);
     int (*io_snapshot_get)(struct raft_io *, struct raft_io_snapshot_get *,
                            raft_io_snapshot_get_cb);
+    int (*io_append)(struct raft_io *, struct raft_io_append *,
+                     const struct raft_entry[], unsigned, raft_io_append_cb);
+    unsigned appends_writing; /* io->append requests not yet completed */
 
     uv_prepare_t prepare; /* the pump: runs right before the loop blocks */
     uv_idle_t idle;       /* active only to keep the loop from blocking */
@@ -455,11 +458,24 @@ static void inflightUnlink(rglue *g, rg_batch *b)
     g->n_inflight--;
 }
 
+/* A sole voter commits an entry by its own log write alone, so it forms
+ * entries only while that log is not being written: what queues while one
+ * write is on disk goes out as the next entry the moment it completes
+ * (ioAppendCb), so that entry's write overlaps the apply of the one before
+ * it, and no entry leaves with only the first command that came in after a
+ * write started. A leader with followers sends each entry on at once
+ * instead: holding it for the local disk would delay their writes. */
+static bool holdForLocalWrite(rglue *g)
+{
+    return g->appends_writing > 0 && rglue_voters(g) == 1;
+}
+
 /* Pack queued commands into entries while raft_apply slots are free. */
 static void flush(rglue *g)
 {
     while (g->q_head != NULL && g->n_inflight < g->max_inflight &&
-           !g->stop_requested && !g->failed && isLeader(g)) {
+           !g->stop_requested && !g->failed && isLeader(g) &&
+           !holdForLocalWrite(g)) {
         /* As many commands as fit in max_entry_bytes, at least one. */
         size_t n = 0, cmd_bytes = 0;
         for (rg_cmd *c = g->q_head; c != NULL && n < UINT32_MAX; c = c->next) {
@@ -1368,6 +1384,52 @@ static int ioSnapshotGet(struct raft_io *io, struct raft_io_snapshot_get *req,
     return rv;
 }
 
+/* An io->append of raft's, with the callback raft gave. */
+typedef struct rg_append {
+    struct raft_io_append inner;
+    rglue *g;
+    struct raft_io_append *req;
+    raft_io_append_cb cb;
+} rg_append;
+
+/* raft_uv calls this as soon as the write is on disk, before raft counts
+ * it: the next entry is formed first, so raft_uv starts writing it (it
+ * starts queued appends right after these callbacks) while raft applies
+ * this one. raft_apply from here is the same re-entry as from applyCb,
+ * which raft_uv also runs inside this callback. */
+static void ioAppendCb(struct raft_io_append *inner, int status)
+{
+    rg_append *w = inner->data;
+    rglue *g = w->g;
+    struct raft_io_append *req = w->req;
+    raft_io_append_cb cb = w->cb;
+    free(w);
+    g->appends_writing--;
+    if (status == 0 && !g->raft_closing) flush(g);
+    cb(req, status);
+}
+
+static int ioAppend(struct raft_io *io, struct raft_io_append *req,
+                    const struct raft_entry entries[], unsigned n,
+                    raft_io_append_cb cb)
+{
+    rglue *g = RG_CONTAINER_OF(io, rglue, io);
+    rg_append *w = malloc(sizeof *w);
+    if (w == NULL) return RAFT_NOMEM;
+    w->inner.data = w;
+    w->g = g;
+    w->req = req;
+    w->cb = cb;
+    req->cb = cb;
+    int rv = g->io_append(io, &w->inner, entries, n, ioAppendCb);
+    if (rv != 0) {
+        free(w);
+        return rv;
+    }
+    g->appends_writing++;
+    return 0;
+}
+
 /* ---- public API --------------------------------------------------------- */
 
 static int checkConfig(const rglue_config *cfg, const rglue_fsm *fsm,
@@ -1511,7 +1573,9 @@ int rglue_start(const rglue_config *cfg, const rglue_fsm *fsm, rglue **out,
     g->io_send = g->io.send;
     g->io_snapshot_put = g->io.snapshot_put;
     g->io_snapshot_get = g->io.snapshot_get;
+    g->io_append = g->io.append;
     g->io.start = ioStart;
+    g->io.append = ioAppend;
     g->io.send = ioSend;
     g->io.snapshot_put = ioSnapshotPut;
     g->io.snapshot_get = ioSnapshotGet;

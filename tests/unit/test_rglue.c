@@ -40,6 +40,8 @@ typedef struct tfsm {
     size_t n, cap;
     uint64_t applied_index;
     uint64_t fail_at; /* apply fails from this index on (0: never) */
+    rglue *probe; /* when set: its entries_proposed at each apply ... */
+    uint64_t proposed_at_apply[256]; /* ... by applied_entries before it */
     /* counters */
     unsigned apply_calls, applied_entries, skipped_entries;
     unsigned restore_full, restore_noop, dumps, syncs;
@@ -102,6 +104,11 @@ static int tApply(void *ctx, uint64_t index, int64_t time_ms,
     }
     for (size_t i = 0; i < n; i++) {
         tfsmPush(f, cmds[i].data, cmds[i].len, index, time_ms);
+    }
+    if (f->probe != NULL && f->applied_entries < 256) {
+        rglue_status st;
+        rglue_get_status(f->probe, &st);
+        f->proposed_at_apply[f->applied_entries] = st.entries_proposed;
     }
     f->applied_index = index;
     f->applied_entries++;
@@ -871,6 +878,54 @@ Test(rglue, single_voter_group_commit,
     cr_assert_eq(proposeStr(x->g, "late-%d", 0), 0);
     cr_assert(!rglue_can_read_now(x->g));
     cr_assert(runUntil(allDone, NULL, 5000));
+}
+
+/* A sole voter forms an entry only when its log is not being written: what
+ * queues meanwhile, over any number of loop turns, leaves as one entry the
+ * moment the write completes, before the written entry applies (so the next
+ * write overlaps that apply). */
+Test(rglue, single_voter_forms_next_entry_when_its_write_completes,
+     .init = setup, .fini = teardown, .timeout = 90)
+{
+    initNodes(1);
+    startOpts o = {.max_inflight = 2};
+    mustStart(0, 1, &o);
+    node *x = &W.nodes[0];
+    cr_assert(runUntil(isRole, x, 5000), "single voter did not lead");
+    tfsm *f = &x->fsm;
+    f->probe = x->g;
+
+    /* Whether a write completes within one loop turn is the disk's choice:
+     * try until two turns pass with the first entry still on disk. */
+    bool seen = false;
+    for (int attempt = 0; attempt < 50 && !seen; attempt++) {
+        unsigned applied = f->applied_entries;
+        rglue_status st;
+        rglue_get_status(x->g, &st);
+        uint64_t proposed = st.entries_proposed;
+        cr_assert_eq(proposeStr(x->g, "first-%d", attempt), 0);
+        uv_run(&W.loop, UV_RUN_NOWAIT); /* forms it, starts its write */
+        bool pending = f->applied_entries == applied;
+        for (int i = 0; i < 20; i++) {
+            cr_assert_eq(proposeStr(x->g, "a-%d", i), 0);
+        }
+        uv_run(&W.loop, UV_RUN_NOWAIT); /* holds these */
+        pending = pending && f->applied_entries == applied;
+        for (int i = 0; i < 20; i++) {
+            cr_assert_eq(proposeStr(x->g, "b-%d", i), 0);
+        }
+        cr_assert(runUntil(allDone, NULL, 10000));
+        rglue_get_status(x->g, &st);
+        if (!pending) continue;
+        seen = true;
+        /* The first entry alone, then all forty in one. */
+        cr_assert_eq(st.entries_proposed, proposed + 2);
+        cr_assert_eq(f->applied_entries, applied + 2);
+        /* The second was proposed before the first applied. */
+        cr_assert_eq(f->proposed_at_apply[applied], proposed + 2);
+    }
+    cr_assert(seen, "every write completed within a loop turn");
+    for (int i = 0; i < n_props; i++) cr_assert_eq(P[i].status, 0);
 }
 
 /* A read issued after writes is served only once they are applied, even when
