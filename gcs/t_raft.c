@@ -104,6 +104,12 @@ static void changeFinish(change *ch, int status)
     else if (status == RGLUE_EINVAL)
         resp_add_error(b, "ERR invalid member id or address (an id already "
                           "in use at another address?)");
+    else if (status == RGLUE_ECATCHUP)
+        resp_add_errorf(b, "ERR member %llu at %s did not catch up with the "
+                           "log (not running or unreachable there?); it stays "
+                           "a non-voting spare: start it and run RAFT.ADD "
+                           "again, or RAFT.REMOVE it",
+                        (unsigned long long)ch->id, ch->addr);
     else command_reply_raft_error(b, status);
     client_slot_done(ch->slot);
     uv_close((uv_handle_t *)&ch->timer, changeFree);

@@ -1822,6 +1822,9 @@ static int fromRaftChange(int rv)
         case RAFT_DUPLICATEADDRESS:
         case RAFT_BADROLE: return RGLUE_EINVAL;
         case RAFT_SHUTDOWN: return RGLUE_ESHUTDOWN;
+        /* Raft's only use of it in a change: the promotion's catch-up was
+         * aborted (the new member unresponsive, or rounds too slow). */
+        case RAFT_NOCONNECTION: return RGLUE_ECATCHUP;
         default: return RGLUE_ERAFT;
     }
 }

@@ -37,7 +37,8 @@
     X(RGLUE_ENOSPACE, -30809, "no log space on a majority of members")     \
     X(RGLUE_EBUSY, -30810, "a membership change is already in progress")   \
     X(RGLUE_ENOTFOUND, -30811, "no such member")                           \
-    X(RGLUE_ETRANSFER, -30812, "leadership did not move in time")
+    X(RGLUE_ETRANSFER, -30812, "leadership did not move in time")           \
+    X(RGLUE_ECATCHUP, -30813, "the new member did not catch up")
 
 enum {
     RGLUE_OK = 0,

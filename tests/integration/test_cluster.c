@@ -955,6 +955,40 @@ Test(cluster, grow_to_five_and_shrink, .timeout = 60)
     cluster_stop_all(&cl);
 }
 
+/* RAFT.ADD of a member that never answers: raft aborts the promotion's
+ * catch-up; the reply says so and what to do, the member stays a spare, the
+ * cluster keeps writing, and RAFT.REMOVE takes the spare out. */
+Test(cluster, add_unreachable_member_says_why, .timeout = 60)
+{
+    cluster_start(&cl, 3, "");
+    int leader = cluster_wait_leader(&cl, 10000);
+    int dead_port = harness_free_port(); /* reserved for us, nobody there */
+    redisContext *c = cluster_connect(&cl, leader);
+    redisReply *r = redisCommand(c, "RAFT.ADD 9 127.0.0.1:%d", dead_port);
+    cr_assert_not_null(r);
+    char want[160];
+    snprintf(want, sizeof want,
+             "ERR member 9 at 127.0.0.1:%d did not catch up with the log",
+             dead_port);
+    cr_assert_eq(r->type, REDIS_REPLY_ERROR, "RAFT.ADD answered type %d",
+                 r->type);
+    cr_assert(strncmp(r->str, want, strlen(want)) == 0, "RAFT.ADD: %s",
+              r->str);
+    cr_assert(strstr(r->str, "non-voting spare") != NULL, "%s", r->str);
+    freeReplyObject(r);
+
+    unsigned long long ids[CLUSTER_MAX] = {0};
+    size_t n, voters;
+    countMembers(leader, &n, &voters, ids);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(voters, 3, "the unreachable member must not vote");
+    EXPECT_STATUS(c, "OK", "SET after-add 1");
+    EXPECT_STATUS(c, "OK", "RAFT.REMOVE 9");
+    redisFree(c);
+    waitMembers(3, 20000);
+    cluster_stop_all(&cl);
+}
+
 /* ---- 7. rolling restart under load -------------------------------------- */
 
 Test(cluster, rolling_restart_under_load, .timeout = 60)
