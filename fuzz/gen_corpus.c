@@ -662,6 +662,15 @@ static void gen_typed(void)
              "JOB.FINISH", "#4:\1\0\0\0", "|", "NODE.LIST", "DEAD", ";",
              "PG.LIST", "COUNT", "1", ";", "ACTOR.KILL", actorId, ";",
              "PG.REMOVE", pgId, ";", "FLUSHALL", NULL);
+    /* Caps of one dead row each: every death evicts the oldest. */
+    cmd_seed("typed_dead_caps", 2, "GCS.TABLES.CAPS", "1", "1", "1", "|",
+             "NODE.REGISTER", nodeRec, ";", "ACTOR.REGISTER", actorRec, ";",
+             "ACTOR.UPDATE", actorId, toPending, ";", "ACTOR.UPDATE", actorId,
+             toAlive, "|", "PG.CREATE", pgRec, ";", "ACTOR.KILL", actorId,
+             ";", "PG.REMOVE", pgId, "|", "NODE.DEAD", nodeId, "gone", ";",
+             "GCS.TABLES.CAPS", "0", "0", "0", ";", "GCS.TABLES.CAPS", "-1",
+             "x", "99999999999999999999", ";", "ACTOR.LIST", ";", "NODE.LIST",
+             "DEAD", ";", "PG.LIST", NULL);
     cmd_seed("typed_errors", 1, "ACTOR.UPDATE", actorId, "#2:\xff\xff", ";",
              "NODE.REGISTER", "x", ";", "NODE.DEAD", "short", "r", ";",
              "ACTOR.UPDATE", actorId, toAlive, ";", "PG.CREATE",
