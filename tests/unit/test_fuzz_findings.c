@@ -137,8 +137,10 @@ Test(fuzz_findings, record_id_must_be_its_key)
               OKR);
     cr_assert_eq(te_pg_state(&e, id), 2 /* CREATED */);
     Ray__Rpc__PlacementGroupTableData *g = te_get_pg(&e, id);
+    ProtobufCBinaryData was = g->placement_group_id;
     g->placement_group_id = (ProtobufCBinaryData){0, NULL};
     blob rec = te_pack(&g->base);
+    g->placement_group_id = was; /* so that it is freed with the rest */
     protobuf_c_message_free_unpacked(&g->base, NULL);
     storage_txn *t;
     cr_assert_eq(storage_begin(e.f.store, true, &t), 0);
