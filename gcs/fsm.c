@@ -578,8 +578,13 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     fsm_end_reads(f);
+    /* Room on disk for what this entry may add: its bytes twice (values,
+     * then the changelog's copy) and some B-tree pages per command. */
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += cmds[i].len;
     storage_txn *txn;
-    int rc = storage_begin(f->store, true, &txn);
+    int rc = storage_reserve(f->store, 2 * bytes + (uint64_t)n * 65536);
+    if (rc == 0) rc = storage_begin(f->store, true, &txn);
     if (rc != 0) goto fail;
 
     apply_ctx a = {.txn = txn, .index = index, .time_ms = time_ms,

@@ -47,6 +47,7 @@
 #include "storage_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -55,6 +56,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Tables in dump order (DB_* in storage_int.h). New tables go at the end. */
 static const char *const dbNames[DB_COUNT] = {"meta", "keys", "fields",
@@ -163,6 +165,9 @@ static int fromMdb(int rc)
         return STORAGE_ECORRUPT;
     case ENOMEM:
         return STORAGE_ENOMEM;
+    case ENOSPC:
+    case EDQUOT:
+        return STORAGE_ENOSPC;
     case MDB_READERS_FULL:
         return STORAGE_EBUSY;
     case EINVAL:
@@ -555,6 +560,64 @@ static int openTables(storage *s, char *errbuf, size_t errlen)
     return STORAGE_OK;
 }
 
+/* ---- allocation ahead of LMDB (MDB_WRITEMAP) ----------------------------- */
+
+/* Every write transaction may grow the database by this much without a
+ * storage_reserve; the file grows in steps of it. */
+#define RESERVE_MARGIN ((uint64_t)8 << 20)
+
+/* Can @dir's filesystem allocate file space ahead (fallocate)? Probed with
+ * a scratch file, before LMDB makes data.mdb sparse. */
+static bool canPreallocate(const char *dir)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/.fallocate-probe", dir) >=
+        (int)sizeof path)
+        return false;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    /* ENOSPC counts as support: the disk is full, not the feature absent. */
+    bool ok = fallocate(fd, 0, 0, 4096) == 0 || errno == ENOSPC;
+    close(fd);
+    unlink(path);
+    return ok;
+}
+
+static int reserve(storage *s, uint64_t bytes)
+{
+    if (!s->writemap)
+        return STORAGE_OK;
+    MDB_envinfo ei;
+    int rc = mdb_env_info(s->env, &ei);
+    if (rc)
+        return fromMdb(rc);
+    uint64_t used = ((uint64_t)ei.me_last_pgno + 1) * s->page_size;
+    uint64_t want = used + bytes + RESERVE_MARGIN;
+    if (want < used || want > ei.me_mapsize) /* overflow, or past the map */
+        want = ei.me_mapsize;
+    if (want <= s->allocated)
+        return STORAGE_OK;
+    /* Whole steps, so that fallocate runs once per RESERVE_MARGIN of growth;
+     * mode 0 only fills holes, so re-covering allocated ranges is cheap. */
+    uint64_t to = (want + RESERVE_MARGIN - 1) / RESERVE_MARGIN * RESERVE_MARGIN;
+    if (to > ei.me_mapsize)
+        to = ei.me_mapsize;
+    if (fallocate(s->fd, 0, (off_t)s->allocated,
+                  (off_t)(to - s->allocated)) != 0)
+        return errno == ENOSPC || errno == EDQUOT ? STORAGE_ENOSPC
+                                                  : STORAGE_EIO;
+    s->allocated = to;
+    return STORAGE_OK;
+}
+
+int storage_reserve(storage *s, uint64_t bytes)
+{
+    if (s == NULL)
+        return STORAGE_EINVAL;
+    return reserve(s, bytes);
+}
+
 int storage_open(const char *dir, const storage_options *opts, storage **out,
                  char *errbuf, size_t errlen)
 {
@@ -593,13 +656,32 @@ int storage_open(const char *dir, const storage_options *opts, storage **out,
         ret = fromMdb(rc);
         goto fail_env;
     }
-    rc = mdb_env_open(s->env, dir, MDB_NOSYNC | MDB_NOTLS, 0644);
+    /* MDB_WRITEMAP saves copying every dirty page through pwrite at
+     * commit (measured: +20-35% writes, +45-60% pipelined writes; docs/
+     * benchmarks.md), safely only where the file can be allocated ahead. */
+    s->writemap = canPreallocate(dir);
+    rc = mdb_env_open(s->env, dir,
+                      MDB_NOSYNC | MDB_NOTLS |
+                          (s->writemap ? MDB_WRITEMAP : 0),
+                      0644);
     if (rc) {
         setError(errbuf, errlen, "cannot open database in %s: %s", dir,
                  mdb_strerror(rc));
         ret = fromMdb(rc);
         goto fail_env;
     }
+    MDB_stat st;
+    if ((rc = mdb_env_get_fd(s->env, &s->fd)) != 0 ||
+        (rc = mdb_env_stat(s->env, &st)) != 0) {
+        setError(errbuf, errlen, "cannot read database in %s: %s", dir,
+                 mdb_strerror(rc));
+        ret = fromMdb(rc);
+        goto fail_env;
+    }
+    s->page_size = st.ms_psize;
+    /* A full disk must not stop the member from starting (it serves reads
+     * and reports the failure); the first write transaction tries again. */
+    (void)reserve(s, 0);
     ret = openTables(s, errbuf, errlen);
     if (ret)
         goto fail_env;
@@ -696,7 +778,7 @@ int storage_get_info(storage *s, storage_info *info)
         return STORAGE_EIO;
     info->map_size = ei.me_mapsize;
     info->used_bytes = ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize;
-    info->file_bytes = (uint64_t)fs.st_size;
+    info->file_bytes = (uint64_t)fs.st_blocks * 512;
     return STORAGE_OK;
 }
 
@@ -751,12 +833,15 @@ int storage_begin(storage *s, bool write, storage_txn **out)
             atomic_store(&s->writing, false);
         return STORAGE_ENOMEM;
     }
-    int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    int rc = write ? reserve(s, 0) : STORAGE_OK;
+    if (rc == STORAGE_OK)
+        rc = fromMdb(
+            mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn));
     if (rc) {
         if (write)
             atomic_store(&s->writing, false);
         free(t);
-        return fromMdb(rc);
+        return rc;
     }
     t->s = s;
     t->write = write;
@@ -1468,8 +1553,11 @@ int storage_load_dump(storage *s, const void *buf, size_t len)
     if (rc)
         return rc;
 
+    /* The new state, its B-tree pages and the old state's pages, which
+     * stay in use until the commit. */
     storage_txn *t;
-    if ((rc = storage_begin(s, true, &t)) != 0)
+    if ((rc = storage_reserve(s, 2 * (uint64_t)len)) != 0 ||
+        (rc = storage_begin(s, true, &t)) != 0)
         return rc;
     for (int i = 0; i < DB_COUNT; i++) {
         MDB_dbi dbi = s->dbi[i];

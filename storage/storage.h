@@ -36,7 +36,8 @@
     X(STORAGE_ECORRUPT, -30904, "damaged database or dump")                  \
     X(STORAGE_ENOMEM, -30905, "out of memory")                               \
     X(STORAGE_EINVAL, -30906, "invalid argument")                            \
-    X(STORAGE_EBUSY, -30907, "resource busy")
+    X(STORAGE_EBUSY, -30907, "resource busy")                                \
+    X(STORAGE_ENOSPC, -30908, "no space left on the device")
 
 enum {
     STORAGE_OK = 0,
@@ -74,6 +75,14 @@ typedef struct storage_options {
 GCS_API int storage_open(const char *dir, const storage_options *opts,
                          storage **out, char *errbuf, size_t errlen);
 
+/* Make sure the next write transaction can grow the database by @bytes
+ * (on top of a fixed margin every write transaction gets) without running
+ * out of disk under LMDB: the file is allocated that far ahead of its last
+ * page. Call it before a write transaction that may grow the database by
+ * more than a few MiB. 0, STORAGE_ENOSPC (the disk is full: nothing may be
+ * written), or STORAGE_EIO. Same thread as the write transactions. */
+GCS_API int storage_reserve(storage *s, uint64_t bytes);
+
 /* Close the environment. Every transaction must have ended. NULL is a no-op. */
 GCS_API void storage_close(storage *s);
 
@@ -85,7 +94,8 @@ GCS_API int storage_sync(storage *s);
 typedef struct storage_info {
     uint64_t map_size;     /* configured maximum, bytes */
     uint64_t used_bytes;   /* pages in use × page size */
-    uint64_t file_bytes;   /* size of data.mdb on disk */
+    uint64_t file_bytes;   /* disk space data.mdb takes (its allocated
+                              blocks; the file is sparse, sized to the map) */
 } storage_info;
 GCS_API int storage_get_info(storage *s, storage_info *info);
 

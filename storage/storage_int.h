@@ -26,6 +26,17 @@ struct storage {
     storage_hash_fn hash;
     atomic_bool writing; /* a write transaction is open */
     char *dataPath;      /* <dir>/data.mdb, for storage_get_info */
+    /* MDB_WRITEMAP: LMDB writes pages straight into its shared map of
+     * data.mdb, which it sizes to the whole map, sparse. A page stored into
+     * a hole when the disk is full would be SIGBUS, so storage_reserve keeps
+     * the file allocated (fallocate) ahead of LMDB's last page; @allocated
+     * bytes from the start are. Without fallocate support (probed at open)
+     * LMDB writes with pwrite instead, which reports a full disk as an
+     * error, and @writemap is false. */
+    bool writemap;
+    int fd;
+    uint64_t allocated;
+    uint64_t page_size;
     /* storage_get_timings: commits run on one thread, syncs on another,
      * metrics are read on a third, hence relaxed atomics. */
     storage_atomic_timing commit_timing, sync_timing;
