@@ -86,6 +86,18 @@ Test(fuzz_findings, changelog_trim_jumps_a_gap)
     te_close(&e);
 }
 
+/* Store @rec as group @id's record directly, as a damaged or crafted
+ * snapshot could have it: no check runs. */
+static void storePg(te_env *e, blob id, blob rec)
+{
+    storage_txn *t;
+    cr_assert_eq(storage_begin(e->f.store, true, &t), 0);
+    cr_assert_eq(storage_table_put(t, TABLE_PG, (storage_slice){id.p, id.n},
+                                   (storage_slice){rec.p, rec.n}, NULL),
+                 0);
+    cr_assert_eq(storage_commit(t), 0);
+}
+
 /* fuzz_snapshot (crash_pg_resource_amount_out_of_range): a pending group
  * restored with a bundle amount of 1e300 (never accepted by PG.CREATE)
  * overflowed the conversion to fixed point when a node registered and
@@ -105,12 +117,7 @@ Test(fuzz_findings, damaged_bundle_amount_is_clamped)
     g->bundles[0]->unit_resources[0]->value = 1e300;
     blob rec = te_pack(&g->base);
     protobuf_c_message_free_unpacked(&g->base, NULL);
-    storage_txn *t;
-    cr_assert_eq(storage_begin(e.f.store, true, &t), 0);
-    cr_assert_eq(storage_table_put(t, TABLE_PG, (storage_slice){id.p, id.n},
-                                   (storage_slice){rec.p, rec.n}, NULL),
-                 0);
-    cr_assert_eq(storage_commit(t), 0);
+    storePg(&e, id, rec);
 
     /* Placement retries the group: it does not fit, and stays pending. */
     te_expect(RUN(&e, S("NODE.REGISTER"), te_node(1, "CPU=1e13")), OKR);
@@ -142,12 +149,7 @@ Test(fuzz_findings, record_id_must_be_its_key)
     blob rec = te_pack(&g->base);
     g->placement_group_id = was; /* so that it is freed with the rest */
     protobuf_c_message_free_unpacked(&g->base, NULL);
-    storage_txn *t;
-    cr_assert_eq(storage_begin(e.f.store, true, &t), 0);
-    cr_assert_eq(storage_table_put(t, TABLE_PG, (storage_slice){id.p, id.n},
-                                   (storage_slice){rec.p, rec.n}, NULL),
-                 0);
-    cr_assert_eq(storage_commit(t), 0);
+    storePg(&e, id, rec);
 
     blob argv[] = {S("NODE.DEAD"), te_node_id(1), S("gone")};
     rglue_cmd c = te_encode(3, argv);
