@@ -1421,13 +1421,13 @@ static int ioAppend(struct raft_io *io, struct raft_io_append *req,
     w->req = req;
     w->cb = cb;
     req->cb = cb;
+    g->appends_writing++; /* before: the count must hold in the callback */
     int rv = g->io_append(io, &w->inner, entries, n, ioAppendCb);
     if (rv != 0) {
+        g->appends_writing--;
         free(w);
-        return rv;
     }
-    g->appends_writing++;
-    return 0;
+    return rv;
 }
 
 /* ---- public API --------------------------------------------------------- */
