@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_util.h"
 #include "storage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -55,16 +56,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define TRAILER_LEN 8
 
 static storage *store;
-
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}
 
 static uint64_t get_be(const uint8_t *p, size_t n)
 {
@@ -99,12 +90,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     /* LMDB keeps its files open and mapped: remove them now. */
-    char path[600];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
+    fz_remove_store_dir(dir);
     return 0;
 }
 
@@ -128,7 +114,8 @@ static bool frame_ok(const uint8_t *p, size_t len)
     uint64_t version = get_be(p + 8, 4);
     if (memcmp(p, "GCSDUMP1", 8) != 0 || (version != 1 && version != 2))
         return false;
-    return fnv1a(p, len - TRAILER_LEN) == get_be(p + len - TRAILER_LEN, 8);
+    return fz_dump_checksum(p, len - TRAILER_LEN) ==
+           get_be(p + len - TRAILER_LEN, 8);
 }
 
 /* Is a (successfully loaded) dump of the current version, holding "meta",
@@ -383,8 +370,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* With the checksum made right. */
     if (size >= HEADER_LEN + TRAILER_LEN) {
-        put_be(copy + size - TRAILER_LEN, fnv1a(copy, size - TRAILER_LEN),
-               TRAILER_LEN);
+        put_be(copy + size - TRAILER_LEN,
+               fz_dump_checksum(copy, size - TRAILER_LEN), TRAILER_LEN);
         if (memcmp(copy, data, size) != 0)
             try_load(copy, size);
     }

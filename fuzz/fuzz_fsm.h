@@ -17,6 +17,7 @@
 
 #include "command.h"
 #include "fsm.h"
+#include "fuzz_util.h"
 #include "log.h"
 #include "resp.h"
 #include "rglue.h"
@@ -51,12 +52,7 @@ static inline void fz_open(fz_member *m, const char *what, uint64_t map_size)
         abort();
     }
     fsm_raft_hooks(&m->f, &m->hooks);
-    char path[600];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
+    fz_remove_store_dir(dir);
 }
 
 /* Parse one RESP2 value at @p[*pos..len); false if malformed. */

@@ -75,16 +75,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-
 /* ---- the workload ------------------------------------------------------ */
 
 typedef struct blob {
@@ -296,7 +286,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (!(flags & 2) && len >= HEADER_LEN + TRAILER_LEN) {
-        uint64_t h = fnv1a(snap, len - TRAILER_LEN);
+        uint64_t h = fz_dump_checksum(snap, len - TRAILER_LEN);
         for (int i = 7; i >= 0; i--, h >>= 8) {
             snap[len - TRAILER_LEN + (size_t)i] = (uint8_t)h;
         }

@@ -18,6 +18,7 @@
 
 #include "command.h"
 #include "fsm.h"
+#include "fuzz_util.h"
 #include "rglue_int.h"
 #include "ray.pb-c.h"
 #include "storage.h"
@@ -266,12 +267,7 @@ static storage *open_store(char *dir, size_t dirlen)
 static void close_store(storage *s, const char *dir)
 {
     storage_close(s);
-    char path[600];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
+    fz_remove_store_dir(dir);
 }
 
 static storage_slice sl(const char *s)
@@ -336,12 +332,7 @@ static void put_header(bytes *b, uint64_t index)
 
 static void put_trailer(bytes *b)
 {
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (size_t i = 0; i < b->n; i++) {
-        h ^= b->p[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    put_be(b, h, 8);
+    put_be(b, fz_dump_checksum(b->p, b->n), 8);
 }
 
 static void gen_dump(void)
@@ -1166,12 +1157,7 @@ static void gen_scenario(void)
     free(mb.p);
 
     fsm_close(&scen);
-    char path[600];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
+    fz_remove_store_dir(dir);
     freeWords();
 }
 
