@@ -782,23 +782,32 @@ static void drain(proxy *p)
     }
 }
 
-/* Reset @u if it can no longer deliver; true if it has requests out. */
-static bool checkUpstream(upstream *u, const char *addr, int64_t now)
+/* Whether a request sent on @u is past its deadline. Any, not just the
+ * oldest: a retried write may wait longer (UNKNOWN_WAIT_FACTOR) than a read
+ * sent behind it, and the leader answers in order. */
+static bool overdue(const upstream *u, int64_t now)
 {
-    if (u->state != UP_READY && u->state != UP_CONNECTING) return false;
+    for (const fwd_req *r = u->sent.head; r != NULL; r = r->next) {
+        if (r->slot != NULL && now >= r->deadline) return true;
+    }
+    return false;
+}
+
+/* Reset @u if it can no longer deliver. */
+static void checkUpstream(upstream *u, const char *addr, int64_t now)
+{
+    if (u->state != UP_READY && u->state != UP_CONNECTING) return;
     if (strcmp(u->addr, addr) != 0) {
         upReset(u, "it is not the leader any more");
-    } else if (u->sent.head != NULL && u->sent.head->slot != NULL &&
-               now >= u->sent.head->deadline) {
+    } else if (overdue(u, now)) {
         upReset(u, "no reply in time");
     }
-    return u->sent.head != NULL;
 }
 
 /* Connections that can no longer deliver: to a member that is not the
- * leader any more, or silent past the oldest request's deadline (a leader
+ * leader any more, or silent past a request's deadline (a leader
  * that hangs keeps its connections open). What they carried is retried. */
-static bool checkUpstreams(proxy *p)
+static void checkUpstreams(proxy *p)
 {
     uint64_t leader = 0;
     int role = rglue_role(p->srv->raft, &leader);
@@ -806,26 +815,34 @@ static bool checkUpstreams(proxy *p)
     if (role != RGLUE_ROLE_LEADER && leader != 0 && leader != p->srv->cfg->id)
         addr = leaderAddress(p, leader);
     int64_t now = nowMs();
-    bool busy = false;
-    for (int i = 0; i < POOL_SIZE; i++) {
-        if (checkUpstream(&p->ups[i], addr, now)) busy = true;
-    }
+    for (int i = 0; i < POOL_SIZE; i++) checkUpstream(&p->ups[i], addr, now);
     for (upstream *u = p->ephemeral, *next; u != NULL; u = next) {
         next = u->next; /* a reset may free it once closed, not now */
-        busy = true;
         checkUpstream(u, addr, now);
     }
-    return busy;
+}
+
+/* Anything the timer must still watch: requests to route, or sent and not
+ * yet answered (their deadlines), or a blocking command's connection. */
+static bool hasWork(const proxy *p)
+{
+    if (p->waiting.head != NULL || p->retry.head != NULL) return true;
+    if (p->ephemeral != NULL) return true;
+    for (int i = 0; i < POOL_SIZE; i++) {
+        if (p->ups[i].sent.head != NULL) return true;
+    }
+    return false;
 }
 
 static void onTick(uv_timer_t *t)
 {
     proxy *p = t->data;
-    bool busy = checkUpstreams(p);
+    checkUpstreams(p);
     drain(p);
-    if (!busy && p->waiting.head == NULL && p->retry.head == NULL) {
-        uv_timer_stop(t);
-    }
+    /* Decided after drain, which may just have sent a request that waited
+     * for its connection: stopping then would leave nothing to notice a
+     * leader that never answers it. */
+    if (!hasWork(p)) uv_timer_stop(t);
 }
 
 /* Route soon: from the timer, never re-entering the caller. */

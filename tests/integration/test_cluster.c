@@ -1206,6 +1206,90 @@ Test(cluster, readonly_local_reads, .timeout = 60)
     cluster_stop_all(&cl);
 }
 
+/* A follower forwards a read to a leader that hangs (stopped, its sockets
+ * still accepting) over a pooled connection it first has to open. The read
+ * still ends in TRYAGAIN after --leader-wait-ms. The proxy once stopped its
+ * timer right after sending such a request, so nothing watched the
+ * deadline and the client waited until the leader came back. The election
+ * timeout is long, so the follower keeps trusting the hung leader. */
+Test(cluster, forwarded_read_to_hung_leader_times_out, .timeout = 90)
+{
+    cluster_start(&cl, 3, "--leader-wait-ms 1000 --election-timeout 4000");
+    int leader = settle(30000);
+    int f = (leader + 1) % 3, other = (leader + 2) % 3;
+    cluster_kill(&cl, leader, SIGSTOP);
+    cluster_kill(&cl, other, SIGSTOP);
+    /* Two connections in a row: at least one is pinned to a pooled
+     * connection that nothing has opened yet (the member's announcement,
+     * the only thing it forwarded so far, used one). */
+    for (int i = 0; i < 2; i++) {
+        redisContext *c = cluster_connect(&cl, f);
+        struct timeval tv = {4, 0}; /* well before the election timeout */
+        redisSetTimeout(c, tv);
+        redisReply *r = redisCommand(c, "GET k");
+        cr_assert_not_null(r, "connection %d: no answer to a read forwarded "
+                           "to a hung leader: %s", i, c->errstr);
+        cr_assert(harness_is_retry_error(r), "connection %d: a read "
+                  "forwarded to a hung leader answered type %d '%s'", i,
+                  r->type, replyStr(r));
+        freeReplyObject(r);
+        redisFree(c);
+    }
+    cluster_kill(&cl, leader, SIGCONT);
+    cluster_kill(&cl, other, SIGCONT);
+    cluster_stop_all(&cl);
+}
+
+/* A read forwarded behind a write the follower is retrying: the hung
+ * leader missed the write's deadline, so its outcome is unknown and it may
+ * wait four times longer. The read still ends at its own deadline; the
+ * proxy once watched only the oldest request on a connection. */
+Test(cluster, forwarded_read_behind_retried_write_times_out, .timeout = 90)
+{
+    cluster_start(&cl, 3, "--leader-wait-ms 1000 --election-timeout 4000");
+    int leader = settle(30000);
+    int f = (leader + 1) % 3, other = (leader + 2) % 3;
+    cluster_kill(&cl, leader, SIGSTOP);
+    cluster_kill(&cl, other, SIGSTOP);
+    redisContext *w = cluster_connect(&cl, f);
+    cr_assert_eq(redisAppendCommand(w, "SET w 1"), REDIS_OK);
+    flushOut(w);
+    /* Its first attempt timed out: it is now retried as unknown. */
+    long long deadline = harness_now_ms() + 10000;
+    char v[32] = "";
+    while (!cluster_info_field(&cl, f, "raft", "raft_retried", v, sizeof v) ||
+           atoll(v) < 1) {
+        cr_assert_lt(harness_now_ms(), deadline, "the write to the hung "
+                     "leader was never retried: raft_retried '%s'", v);
+        harness_poll_pause(20);
+    }
+    /* Reads from four connections at once: one of them shares the
+     * write's pooled connection to the leader. */
+    redisContext *rs[4];
+    for (int i = 0; i < 4; i++) {
+        rs[i] = cluster_connect(&cl, f);
+        struct timeval tv = {3, 0}; /* below the write's longer wait */
+        redisSetTimeout(rs[i], tv);
+        cr_assert_eq(redisAppendCommand(rs[i], "GET k"), REDIS_OK);
+        flushOut(rs[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        redisReply *r = NULL;
+        int rc = redisGetReply(rs[i], (void **)&r);
+        cr_assert(rc == REDIS_OK && r != NULL, "connection %d: no answer to "
+                  "a read forwarded to a hung leader: %s", i, rs[i]->errstr);
+        cr_assert(harness_is_retry_error(r), "connection %d: a read "
+                  "forwarded to a hung leader answered type %d '%s'", i,
+                  r->type, replyStr(r));
+        freeReplyObject(r);
+        redisFree(rs[i]);
+    }
+    redisFree(w);
+    cluster_kill(&cl, leader, SIGCONT);
+    cluster_kill(&cl, other, SIGCONT);
+    cluster_stop_all(&cl);
+}
+
 /* A whole-cluster shutdown: SIGTERM reaches every member at once (the
  * leader's hand-over target is exiting too); each still exits 0. */
 Test(cluster, sigterm_all_at_once, .timeout = 60)
