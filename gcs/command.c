@@ -368,6 +368,7 @@ static void submit(client *c, const command *cmd, int kind, unsigned flags,
         block_ms = (uint64_t)ms;
     }
     reply_slot *slot = client_slot_new(c);
+    slot->blocking = block_ms > 0;
     slot->admitted = footprint;
     srv->admitted_bytes += footprint;
     proxy_submit(srv->proxy, slot, kind, flags, c->id, block_ms, data, len);
@@ -402,8 +403,8 @@ static void dispatchWrite(client *c, const command *cmd, size_t argc,
     submit(c, cmd, PROXY_WRITE, 0, argc, argv, fwd, footprint);
 }
 
-static int dispatchCommand(client *c, const command *cmd, size_t argc,
-                           const resp_arg *argv, const forwarded *fwd)
+static void dispatchCommand(client *c, const command *cmd, size_t argc,
+                            const resp_arg *argv, const forwarded *fwd)
 {
     server *srv = c->srv;
     bool readonly = (c->flags & CLIENT_READONLY) && fwd == NULL;
@@ -415,7 +416,7 @@ static int dispatchCommand(client *c, const command *cmd, size_t argc,
          * applied, in log order, without waiting a commit before it is
          * even proposed. */
         dispatchWrite(c, cmd, argc, argv, fwd);
-        return DISPATCH_DONE;
+        return;
     }
     if (read && !readonly && !rglue_can_read_now(srv->raft) &&
         !failedLoneVoter(srv)) {
@@ -424,7 +425,7 @@ static int dispatchCommand(client *c, const command *cmd, size_t argc,
          * orders the read after the connection's earlier writes. On a
          * follower the proxy forwards it to the leader. */
         submit(c, cmd, PROXY_READ, 0, argc, argv, fwd, 0);
-        return DISPATCH_DONE;
+        return;
     }
     if (read) {
         execRead(c, cmd, argc, argv);
@@ -433,12 +434,11 @@ static int dispatchCommand(client *c, const command *cmd, size_t argc,
     } else {
         cmd->exec(c, argc, argv);
     }
-    return DISPATCH_DONE;
 }
 
 /* GCS.FWD <Command>: run a command another member forwarded, as if its
  * client had sent it here, but never forward it further. */
-static int dispatchEnvelope(client *c, const resp_arg *payload)
+static void dispatchEnvelope(client *c, const resp_arg *payload)
 {
     server *srv = c->srv;
     fsm_command fc;
@@ -447,12 +447,11 @@ static int dispatchEnvelope(client *c, const resp_arg *payload)
         if (fc.msg != NULL) fsm_command_free(&fc);
         resp_add_error(client_reply(c), "ERR malformed forwarded command");
         srv->stats.commands_failed++;
-        return DISPATCH_DONE;
+        return;
     }
     size_t argc = fc.argc;
     const resp_arg *argv = fc.argv;
     const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
-    int ret = DISPATCH_DONE;
     if (cmd == NULL || (cmd->flags & CMD_ENVELOPE)) {
         replyUnknownCommand(client_reply(c), argc, argv);
         srv->stats.commands_failed++;
@@ -469,28 +468,30 @@ static int dispatchEnvelope(client *c, const resp_arg *payload)
                        "TRYAGAIN this member is not the leader");
     } else {
         forwarded fwd = {payload->ptr, payload->len, fc.msg->request_id != 0};
-        ret = dispatchCommand(c, cmd, argc, argv, &fwd);
+        dispatchCommand(c, cmd, argc, argv, &fwd);
     }
     fsm_command_free(&fc);
-    return ret;
 }
 
-static int dispatchTop(client *c, const command *cmd, size_t argc,
-                       const resp_arg *argv);
+static void dispatchTop(client *c, const command *cmd, size_t argc,
+                        const resp_arg *argv);
 
 /* Every command is counted by name and result here. A reply that goes
  * straight to the output buffer is looked at when dispatch returns; one
  * that needs a reply slot (a write, a read behind writes, anything queued
  * behind outstanding replies) is counted by server.c when the slot's reply
  * leaves or is dropped. */
-int command_dispatch(client *c, size_t argc, const resp_arg *argv)
+void command_dispatch(client *c, size_t argc, const resp_arg *argv)
 {
     size_t idx = lookupIndex(argv[0].ptr, argv[0].len);
-    if (idx >= tableLen) return dispatchTop(c, NULL, argc, argv);
+    if (idx >= tableLen) {
+        dispatchTop(c, NULL, argc, argv);
+        return;
+    }
     bool direct = c->slots_head == NULL;
     size_t before = c->out.len;
     c->stat_cmd = (unsigned)idx + 1;
-    int ret = dispatchTop(c, table[idx], argc, argv);
+    dispatchTop(c, table[idx], argc, argv);
     if (c->stat_cmd != 0) {
         /* No slot took it: the reply, if any, was appended to c->out. */
         c->stat_cmd = 0;
@@ -498,11 +499,10 @@ int command_dispatch(client *c, size_t argc, const resp_arg *argv)
             command_count_reply(c->srv, idx, c->out.data[before] == '-');
         }
     }
-    return ret;
 }
 
-static int dispatchTop(client *c, const command *cmd, size_t argc,
-                       const resp_arg *argv)
+static void dispatchTop(client *c, const command *cmd, size_t argc,
+                        const resp_arg *argv)
 {
     server *srv = c->srv;
 
@@ -511,27 +511,27 @@ static int dispatchTop(client *c, const command *cmd, size_t argc,
     if (cmd == NULL) {
         replyUnknownCommand(client_reply(c), argc, argv);
         srv->stats.commands_failed++;
-        return DISPATCH_DONE;
+        return;
     }
     snprintf(c->last_cmd, sizeof c->last_cmd, "%s", cmd->name);
     if ((cmd->arity > 0 && (size_t)cmd->arity != argc) ||
         (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
         reply_arity_error(client_reply(c), cmd->name);
         srv->stats.commands_failed++;
-        return DISPATCH_DONE;
+        return;
     }
     if (!(c->flags & CLIENT_AUTHENTICATED) && !(cmd->flags & CMD_NOAUTH)) {
         resp_add_error(client_reply(c), "NOAUTH Authentication required.");
         srv->stats.commands_failed++;
-        return DISPATCH_DONE;
+        return;
     }
     if (!(cmd->flags & CMD_SUBSCRIBED_OK) && pubsub_client_subscribed(c)) {
         resp_add_errorf(client_reply(c), "ERR Can't execute '%s': only "
                         "(P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
                         "RESET are allowed in this context", cmd->name);
         srv->stats.commands_failed++;
-        return DISPATCH_DONE;
+        return;
     }
-    if (cmd->flags & CMD_ENVELOPE) return dispatchEnvelope(c, &argv[1]);
-    return dispatchCommand(c, cmd, argc, argv, NULL);
+    if (cmd->flags & CMD_ENVELOPE) dispatchEnvelope(c, &argv[1]);
+    else dispatchCommand(c, cmd, argc, argv, NULL);
 }

@@ -85,11 +85,9 @@ const command *command_at(size_t i);
 /* Count a reply to command_at(@index) in srv->command_results. */
 void command_count_reply(server *srv, size_t index, bool error);
 
-enum { DISPATCH_DONE = 0, DISPATCH_WAIT = 1 };
-
-/* Run one request of @c. DISPATCH_WAIT means it cannot run before the
- * client's outstanding replies: hold it and call again later. */
-int command_dispatch(client *c, size_t argc, const resp_arg *argv);
+/* Run one request of @c: reply now, or through a reply slot once the
+ * leader or the log answers. @argv is only borrowed for the call. */
+void command_dispatch(client *c, size_t argc, const resp_arg *argv);
 
 /* ---- handler helpers shared by the t_*.c files ------------------------ */
 

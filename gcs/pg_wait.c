@@ -146,6 +146,7 @@ int pg_wait_add(pg_wait *w, client *c, const void *id, size_t len,
         return -1;
     }
     x->slot = client_slot_new(c);
+    x->slot->blocking = true;
     x->next = w->buckets[x->bucket];
     if (x->next != NULL) x->next->prev = x;
     w->buckets[x->bucket] = x;

@@ -160,7 +160,6 @@ void client_slot_done(reply_slot *slot)
             }
             c->slots_head = c->slots_tail = NULL;
             c->n_slots = 0;
-            c->held = false;
             client_close_after_reply(c);
             return;
         }
@@ -180,16 +179,6 @@ void client_slot_done(reply_slot *slot)
         moved = true;
     }
     if (moved) clientScheduleFlush(c);
-    if (c->slots_head == NULL && (c->flags & CLIENT_PAUSED) &&
-        !(c->flags & (CLIENT_CLOSING | CLIENT_PENDING_RESUME))) {
-        /* Resume from the check phase, not from inside the raft callback
-         * that completed the slot: the state machine is then done with the
-         * entry (so a single voter can answer reads at once) and nothing
-         * re-enters rglue. */
-        c->flags |= CLIENT_PENDING_RESUME;
-        c->resume_next = c->srv->resume_list;
-        c->srv->resume_list = c;
-    }
 }
 
 void client_slot_abort(reply_slot *slot)
@@ -197,17 +186,6 @@ void client_slot_abort(reply_slot *slot)
     slot->abort = true;
     resp_buf_reset(&slot->reply);
     client_slot_done(slot);
-}
-
-static void onResume(uv_check_t *h)
-{
-    server *srv = h->data;
-    while (srv->resume_list != NULL) {
-        client *c = srv->resume_list;
-        srv->resume_list = c->resume_next;
-        c->flags &= ~(unsigned)(CLIENT_PENDING_RESUME | CLIENT_PAUSED);
-        clientProcessInput(c);
-    }
 }
 
 void client_close_after_reply(client *c)
@@ -286,8 +264,7 @@ static void onWrite(uv_write_t *req, int status)
     }
     clientScheduleFlush(c);
     /* Input parked behind a full output buffer can go on now. */
-    if (!(c->flags & CLIENT_PAUSED)) clientProcessInput(c);
-    else clientUpdateReading(c);
+    clientProcessInput(c);
 }
 
 /* Flush every client with output, close those done after QUIT or an error. */
@@ -303,9 +280,8 @@ static void serverFlush(server *srv)
         /* Done when everything owed is written: after QUIT or a protocol
          * error, or after EOF once all received input was answered. */
         if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) &&
-            !(c->flags & (CLIENT_WRITING | CLIENT_CLOSING |
-                          CLIENT_PENDING_RESUME)) &&
-            c->out.len == 0 && c->slots_head == NULL && !c->held &&
+            !(c->flags & (CLIENT_WRITING | CLIENT_CLOSING)) &&
+            c->out.len == 0 && c->slots_head == NULL &&
             ((c->flags & CLIENT_STOP_INPUT) || c->inpos == c->inlen)) {
             clientClose(c);
         }
@@ -369,12 +345,12 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     clientProcessInput(c);
 }
 
-/* Start or stop reading so that input is parked while a request is held,
- * while output is backed up, and after the client is told to go. */
+/* Start or stop reading so that input is parked while output is backed up,
+ * and after the client is told to go. */
 static void clientUpdateReading(client *c)
 {
     if (c->flags & CLIENT_CLOSING) return;
-    bool want = !c->held && !(c->flags & (CLIENT_CLOSE_AFTER_REPLY |
+    bool want = !(c->flags & (CLIENT_CLOSE_AFTER_REPLY |
                                           CLIENT_EOF)) &&
                 !clientOutputFull(c);
     if (want && !(c->flags & CLIENT_READING)) {
@@ -401,51 +377,39 @@ static void clientProcessInput(client *c)
     /* After EOF, input already received is still served; QUIT and protocol
      * errors stop it. */
     while (!(c->flags & (CLIENT_CLOSING | CLIENT_STOP_INPUT))) {
-        if (!c->held && clientOutputFull(c)) break;
-        if (!c->held) {
-            size_t consumed = 0, argc = 0, need = 0;
-            resp_arg *argv = NULL;
-            const char *err = NULL;
-            c->reader.unauthenticated = !(c->flags & CLIENT_AUTHENTICATED);
-            int rc = resp_read(&c->reader, c->inbuf + c->inpos,
-                               c->inlen - c->inpos, &consumed, &argc, &argv,
-                               &err, &need);
-            if (rc == RESP_AGAIN && (c->flags & CLIENT_EOF)) {
-                c->inpos = c->inlen; /* a truncated last request: drop it */
-                break;
-            }
-            if (rc == RESP_AGAIN) {
-                if (need > 0 && c->inpos + need > c->incap) {
-                    /* Make room for the whole bulk once, not by doubling. */
-                    size_t ncap = c->inpos + need + CLIENT_READ_CHUNK;
-                    char *p = realloc(c->inbuf, ncap);
-                    if (p != NULL) {
-                        c->inbuf = p;
-                        c->incap = ncap;
-                    }
+        if (clientOutputFull(c)) break;
+        size_t consumed = 0, argc = 0, need = 0;
+        resp_arg *argv = NULL;
+        const char *err = NULL;
+        c->reader.unauthenticated = !(c->flags & CLIENT_AUTHENTICATED);
+        int rc = resp_read(&c->reader, c->inbuf + c->inpos,
+                           c->inlen - c->inpos, &consumed, &argc, &argv, &err,
+                           &need);
+        if (rc == RESP_AGAIN && (c->flags & CLIENT_EOF)) {
+            c->inpos = c->inlen; /* a truncated last request: drop it */
+            break;
+        }
+        if (rc == RESP_AGAIN) {
+            if (need > 0 && c->inpos + need > c->incap) {
+                /* Make room for the whole bulk once, not by doubling. */
+                size_t ncap = c->inpos + need + CLIENT_READ_CHUNK;
+                char *p = realloc(c->inbuf, ncap);
+                if (p != NULL) {
+                    c->inbuf = p;
+                    c->incap = ncap;
                 }
-                break;
             }
-            if (rc == RESP_EPROTO) {
-                clientProtocolError(c, err);
-                break;
-            }
-            c->held = true;
-            c->held_argc = argc;
-            c->held_argv = argv;
-            c->held_size = consumed;
+            break;
         }
-        if (c->held_argc > 0) {
-            if (command_dispatch(c, c->held_argc, c->held_argv) ==
-                DISPATCH_WAIT) {
-                c->flags |= CLIENT_PAUSED;
-                break;
-            }
+        if (rc == RESP_EPROTO) {
+            clientProtocolError(c, err);
+            break;
         }
-        c->held = false;
-        c->inpos += c->held_size;
+        /* argv points into inbuf: every command copies what it keeps. */
+        if (argc > 0) command_dispatch(c, argc, argv);
+        c->inpos += consumed;
     }
-    if (!c->held && c->inpos > 0) {
+    if (c->inpos > 0) {
         /* Keep unparsed bytes at the start; the reader resumes by offset. */
         size_t rest = c->inlen - c->inpos;
         if (rest > 0) memmove(c->inbuf, c->inbuf + c->inpos, rest);
@@ -494,16 +458,6 @@ static void clientClose(client *c)
     if (c->prev) c->prev->next = c->next;
     else srv->clients = c->next;
     if (c->next) c->next->prev = c->prev;
-    if (c->flags & CLIENT_PENDING_RESUME) {
-        for (client **pp = &srv->resume_list; *pp != NULL;
-             pp = &(*pp)->resume_next) {
-            if (*pp == c) {
-                *pp = c->resume_next;
-                break;
-            }
-        }
-        c->flags &= ~(unsigned)CLIENT_PENDING_RESUME;
-    }
     if (c->flags & CLIENT_PENDING_FLUSH) {
         for (client **pp = &srv->flush_list; *pp != NULL;
              pp = &(*pp)->flush_next) {
@@ -628,9 +582,6 @@ int server_start(server *srv, uv_loop_t *loop, const config *cfg,
     uv_prepare_init(loop, &srv->before_sleep);
     srv->before_sleep.data = srv;
     uv_prepare_start(&srv->before_sleep, onBeforeSleep);
-    uv_check_init(loop, &srv->resume);
-    srv->resume.data = srv;
-    uv_check_start(&srv->resume, onResume);
     return 0;
 err:
     snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->bind, cfg->port,
@@ -656,8 +607,7 @@ void server_close(server *srv, void (*cb)(server *srv))
     /* Give clients what they were already sent, then hang up. */
     serverFlush(srv);
     while (srv->clients != NULL) clientClose(srv->clients);
-    srv->closing_handles = 3;
+    srv->closing_handles = 2;
     uv_close((uv_handle_t *)&srv->listener, onServerHandleClosed);
     uv_close((uv_handle_t *)&srv->before_sleep, onServerHandleClosed);
-    uv_close((uv_handle_t *)&srv->resume, onServerHandleClosed);
 }

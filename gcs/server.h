@@ -38,6 +38,7 @@ struct reply_slot {
     reply_slot *next;
     bool done;
     bool abort;        /* no reply: close the connection when it is due */
+    bool blocking;     /* a blocking command (PG.WAIT): INFO blocked_clients */
     server *srv;
     uint64_t admitted; /* bytes counted in srv->admitted_bytes */
     /* 1 + the command_at() index whose reply this is, counted in
@@ -50,13 +51,11 @@ enum {
     CLIENT_AUTHENTICATED = 1 << 0,
     CLIENT_CLOSE_AFTER_REPLY = 1 << 1,
     CLIENT_CLOSING = 1 << 2,
-    CLIENT_PAUSED = 1 << 3,       /* input parked until outstanding replies */
     CLIENT_READING = 1 << 5,      /* uv_read_start is active */
     CLIENT_WRITING = 1 << 6,      /* a uv_write is in flight */
     CLIENT_PENDING_FLUSH = 1 << 7,/* on the server's flush list */
     CLIENT_EOF = 1 << 9,          /* the peer sent all it will send */
     CLIENT_STOP_INPUT = 1 << 10,  /* QUIT or a protocol error: parse no more */
-    CLIENT_PENDING_RESUME = 1 << 11, /* on the server's resume list */
     CLIENT_READONLY = 1 << 12,    /* READONLY: stale reads from this member */
 };
 
@@ -75,15 +74,10 @@ struct client {
      * it over (see stat_cmd); 0 otherwise. */
     unsigned stat_cmd;
 
-    /* Input. Requests are parsed in place; a parsed request that cannot run
-     * yet is "held" (argv keeps pointing into inbuf) and reading from the
-     * socket stops until it runs, so inbuf never moves under it. */
+    /* Input. Requests are parsed in place and run as soon as parsed. */
     char *inbuf;
     size_t inlen, incap, inpos;
     resp_reader reader;
-    bool held;
-    size_t held_argc, held_size;
-    resp_arg *held_argv;
 
     /* Output. */
     resp_buf out;           /* replies ready to send */
@@ -96,7 +90,6 @@ struct client {
 
     client *prev, *next;    /* all clients */
     client *flush_next;     /* clients with output to flush */
-    client *resume_next;    /* paused clients whose replies all arrived */
 };
 
 typedef struct server_stats {
@@ -125,12 +118,10 @@ struct server {
     struct pubsub *pubsub;           /* subscribers (owned; server_start) */
     uv_tcp_t listener;
     uv_prepare_t before_sleep;
-    uv_check_t resume;
     uint64_t next_client_id;
     client *clients;
     size_t n_clients;
     client *flush_list;
-    client *resume_list;
     uint64_t admitted_bytes; /* estimated growth of writes not yet applied */
     server_stats stats;
     /* Replies per command: [i][0] ok, [i][1] error (command.c counts). */

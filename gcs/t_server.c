@@ -523,9 +523,14 @@ static void infoSection(client *c, const char *name, resp_buf *b)
         infoLine(b, "# Clients");
         infoLine(b, "connected_clients:%zu", srv->n_clients);
         infoLine(b, "maxclients:%u", srv->cfg->maxclients);
-        size_t blocked = 0;
+        size_t blocked = 0; /* waiting in a blocking command, as Redis */
         for (client *o = srv->clients; o; o = o->next) {
-            blocked += (o->flags & CLIENT_PAUSED) ? 1 : 0;
+            for (reply_slot *s = o->slots_head; s != NULL; s = s->next) {
+                if (s->blocking && !s->done) {
+                    blocked++;
+                    break;
+                }
+            }
         }
         infoLine(b, "blocked_clients:%zu", blocked);
     } else if (strcmp(name, "memory") == 0) {

@@ -173,6 +173,17 @@ static long long waitReadable(redisContext *c, int ms)
     return rc == 0 ? -1 : harness_now_ms() - t0;
 }
 
+/* INFO clients' blocked_clients, read on @c. */
+static long long blockedClients(redisContext *c)
+{
+    redisReply *r = harness_cmd(c, "INFO clients");
+    const char *at = r->str != NULL ? strstr(r->str, "blocked_clients:") : NULL;
+    cr_assert_not_null(at, "INFO clients lacks blocked_clients");
+    long long n = atoll(at + strlen("blocked_clients:"));
+    freeReplyObject(r);
+    return n;
+}
+
 static void flush(redisContext *c)
 {
     int done = 0;
@@ -193,6 +204,7 @@ Test(tables, pg_wait_blocks_until_a_node_fits)
     flush(waiter);
     /* Blocked: nothing to read while the group cannot be placed. */
     cr_assert_eq(waitReadable(waiter, 300), -1);
+    cr_assert_eq(blockedClients(other), 1, "INFO blocked_clients");
     expectStatus(CMD(other, S("NODE.REGISTER"), te_node(1, "CPU=2")), "OK");
     cr_assert_eq(waitReadable(waiter, 300), -1, "still does not fit");
     /* Other clients are served meanwhile. */
@@ -202,6 +214,7 @@ Test(tables, pg_wait_blocks_until_a_node_fits)
     cr_assert_eq(redisGetReply(waiter, (void **)&r), REDIS_OK);
     expectStatus(r, "OK");
     cr_assert_eq(pgState(waiter, g), 2);
+    cr_assert_eq(blockedClients(other), 0, "INFO blocked_clients");
     redisFree(waiter);
     redisFree(other);
     te_pool_free();
