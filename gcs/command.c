@@ -364,8 +364,8 @@ static void submit(client *c, const command *cmd, int kind, unsigned flags,
     long long ms;
     if (cmd->block_arg > 0 && (size_t)cmd->block_arg < argc &&
         parse_ll(argv[cmd->block_arg].ptr, argv[cmd->block_arg].len, &ms) &&
-        ms > 0) {
-        block_ms = (uint64_t)ms;
+        ms >= 0) {
+        block_ms = ms > 0 ? (uint64_t)ms : PROXY_BLOCK_FOREVER; /* 0: none */
     }
     reply_slot *slot = client_slot_new(c);
     slot->blocking = block_ms > 0;

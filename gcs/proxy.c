@@ -645,8 +645,12 @@ static void upConnect(upstream *u, const char *addr)
 static void upSend(upstream *u, fwd_req *r)
 {
     if (r->block_ms > 0) {
-        int64_t until = nowMs() + (int64_t)r->block_ms +
-                        (int64_t)r->p->srv->cfg->leader_wait_ms;
+        int64_t now = nowMs();
+        int64_t wait = (int64_t)r->p->srv->cfg->leader_wait_ms;
+        /* Beyond any real time: no deadline (nor an overflow). */
+        int64_t until = r->block_ms >= (uint64_t)(INT64_MAX - now - wait)
+                            ? INT64_MAX
+                            : now + (int64_t)r->block_ms + wait;
         if (until > r->deadline) r->deadline = until;
     }
     resp_add_array(&u->out, 2);

@@ -52,12 +52,15 @@ int proxy_start(server *srv, proxy **out);
  * and free @p once they are closed. */
 void proxy_close(proxy *p);
 
+/* @block_ms for a blocking command without a time limit. */
+#define PROXY_BLOCK_FOREVER UINT64_MAX
+
 /* Take over the command for @slot. @data (an encoded Command, malloc'd) is
  * owned by the proxy from now on. @pin keeps one client's commands on one
  * pooled connection. @block_ms > 0 marks a command that may block that
- * long on the leader (PG.WAIT): forwarded on a connection of its own, so
- * it holds up no other reply. The slot is completed later, or inside this
- * call. */
+ * long on the leader (PG.WAIT), or PROXY_BLOCK_FOREVER: forwarded on a
+ * connection of its own, so it holds up no other reply. The slot is
+ * completed later, or inside this call. */
 void proxy_submit(proxy *p, reply_slot *slot, int kind, unsigned flags,
                   uint64_t pin, uint64_t block_ms, void *data, size_t len);
 

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,8 +18,10 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include "blob_cmd.h"
 #include "expect.h"
 #include "harness.h"
+#include "table_records.h"
 
 static gcsd_cluster cl;
 static char tmpfsDir[64]; /* a tmpfs mounted by the test, if any */
@@ -1287,6 +1290,62 @@ Test(cluster, forwarded_read_behind_retried_write_times_out, .timeout = 90)
     redisFree(w);
     cluster_kill(&cl, leader, SIGCONT);
     cluster_kill(&cl, other, SIGCONT);
+    cluster_stop_all(&cl);
+}
+
+/* INFO clients' blocked_clients of member @i: -1 if it cannot be read. */
+static long long blockedClients(int i)
+{
+    char v[32];
+    if (!cluster_info_field(&cl, i, "clients", "blocked_clients", v, sizeof v))
+        return -1;
+    return atoll(v);
+}
+
+/* PG.WAIT without a time limit, sent to a follower, blocks on the leader
+ * for as long as it takes, on a connection of its own: it is not cut off
+ * with TRYAGAIN after --leader-wait-ms, and counts in blocked_clients. */
+Test(cluster, pg_wait_without_limit_through_a_follower, .timeout = 90)
+{
+    cluster_start(&cl, 3, "--leader-wait-ms 1000");
+    int leader = settle(30000);
+    int f = (leader + 1) % 3;
+    redisContext *c = cluster_connect(&cl, f);
+    blob g = te_pg_id(1, 0);
+    redisReply *r = CMD(c, S("PG.CREATE"),
+                        te_pg((te_pg_spec){.k = 1, .bundles = "CPU=8"}));
+    cr_assert_eq(r->type, REDIS_REPLY_STATUS, "PG.CREATE: '%s'", replyStr(r));
+    freeReplyObject(r);
+    redisContext *waiter = cluster_connect(&cl, f);
+    APPEND(waiter, S("PG.WAIT"), g, S("0"));
+    flushOut(waiter);
+    /* Well past the leader wait: still blocked, nothing to read. */
+    struct pollfd p = {.fd = waiter->fd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 2500), 0, "PG.WAIT with no time limit "
+                 "answered while the group is pending");
+    cr_assert_eq(blockedClients(f), 1, "INFO blocked_clients on the follower");
+    /* A node that fits: the group is placed and the wait ends. */
+    r = CMD(c, S("NODE.REGISTER"), te_node(1, "CPU=8"));
+    cr_assert_eq(r->type, REDIS_REPLY_STATUS, "NODE.REGISTER: '%s'",
+                 replyStr(r));
+    freeReplyObject(r);
+    struct timeval tv = {10, 0};
+    redisSetTimeout(waiter, tv);
+    r = NULL;
+    cr_assert_eq(redisGetReply(waiter, (void **)&r), REDIS_OK, "PG.WAIT: %s",
+                 waiter->errstr);
+    cr_assert(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0,
+              "PG.WAIT answered type %d '%s'", r->type, replyStr(r));
+    freeReplyObject(r);
+    long long deadline = harness_now_ms() + 10000;
+    while (blockedClients(f) != 0) {
+        cr_assert_lt(harness_now_ms(), deadline, "blocked_clients stays "
+                     "%lld after the wait ended", blockedClients(f));
+        harness_poll_pause(20);
+    }
+    redisFree(waiter);
+    redisFree(c);
+    te_pool_free();
     cluster_stop_all(&cl);
 }
 

@@ -10,42 +10,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "blob_cmd.h"
 #include "expect.h"
 #include "harness.h"
 #include "table_records.h"
 
 HARNESS_SERVER_SUITE(tables, "", 180);
-
-/* Send @argc binary arguments; the reply (never NULL). */
-static redisReply *cmdv(redisContext *c, size_t argc, const blob *argv)
-{
-    const char *a[16];
-    size_t l[16];
-    cr_assert_leq(argc, 16u);
-    for (size_t i = 0; i < argc; i++) {
-        a[i] = (const char *)argv[i].p;
-        l[i] = argv[i].n;
-    }
-    redisReply *r = redisCommandArgv(c, (int)argc, a, l);
-    cr_assert_not_null(r, "connection error: %s", c->errstr);
-    return r;
-}
-
-static void appendv(redisContext *c, size_t argc, const blob *argv)
-{
-    const char *a[16];
-    size_t l[16];
-    for (size_t i = 0; i < argc; i++) {
-        a[i] = (const char *)argv[i].p;
-        l[i] = argv[i].n;
-    }
-    cr_assert_eq(redisAppendCommandArgv(c, (int)argc, a, l), REDIS_OK);
-}
-
-#define ARGS(...) ((blob[]){__VA_ARGS__})
-#define NARGS(...) (sizeof(ARGS(__VA_ARGS__)) / sizeof(blob))
-#define CMD(c, ...) cmdv((c), NARGS(__VA_ARGS__), ARGS(__VA_ARGS__))
-#define APPEND(c, ...) appendv((c), NARGS(__VA_ARGS__), ARGS(__VA_ARGS__))
 
 static void expectStatus(redisReply *r, const char *want)
 {
