@@ -99,8 +99,9 @@ static int setApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     const resp_arg *ifeq;
     if (parseSet(argc, argv, &flags, &ifeq, reply) != 0) return 0;
     storage_slice key = arg_slice(&argv[1]);
-    storage_type type;
-    int rc = storage_key_type(a->txn, key, &type);
+    /* A plain SET replaces whatever is there: no need to look first. */
+    storage_type type = STORAGE_TYPE_NONE;
+    int rc = flags != 0 ? storage_key_type(a->txn, key, &type) : 0;
     if (rc != 0) return rc;
     if ((flags & (SET_GET | SET_IFEQ)) && type == STORAGE_TYPE_HASH) {
         resp_add_error(reply, ERR_WRONGTYPE);
