@@ -300,6 +300,30 @@ typedef struct slot {
 /* Find @name in namespace @ns of table @db, whose values start with
  * @typeLen type bytes then [u32 length][name]. When absent, out->key is the
  * free slot an insert would use. Never modifies anything. */
+/* A cursor on @db for one operation; hand it back with cursorDone. A write
+ * transaction keeps one per database, which LMDB closes with it: no
+ * allocation per operation, and a put right after a lookup starts from the
+ * page the lookup left it on instead of descending the tree again. */
+static int txnCursor(storage_txn *t, int db, MDB_cursor **out)
+{
+    if (t->write && t->cursor[db] != NULL) {
+        *out = t->cursor[db];
+        return STORAGE_OK;
+    }
+    int rc = mdb_cursor_open(t->txn, t->s->dbi[db], out);
+    if (rc)
+        return fromMdb(rc);
+    if (t->write)
+        t->cursor[db] = *out;
+    return STORAGE_OK;
+}
+
+static void cursorDone(storage_txn *t, MDB_cursor *cur)
+{
+    if (!t->write)
+        mdb_cursor_close(cur);
+}
+
 static int findSlot(storage_txn *t, int db, uint64_t ns, storage_slice name,
                     size_t typeLen, slot *out)
 {
@@ -310,9 +334,9 @@ static int findSlot(storage_txn *t, int db, uint64_t ns, storage_slice name,
     memset(out, 0, sizeof *out);
 
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(t->txn, t->s->dbi[db], &cur);
+    int rc = txnCursor(t, db, &cur);
     if (rc)
-        return fromMdb(rc);
+        return rc;
 
     long maxSeq = -1;   /* largest seq in the group */
     uint32_t next = 0;  /* seq expected if there were no gap */
@@ -340,7 +364,7 @@ static int findSlot(storage_txn *t, int db, uint64_t ns, storage_slice name,
             out->valLen = v.mv_size;
             out->payload = val + typeLen + 4 + nameLen;
             out->payloadLen = v.mv_size - typeLen - 4 - nameLen;
-            mdb_cursor_close(cur);
+            cursorDone(t, cur);
             return STORAGE_OK;
         }
         const uint8_t *key = k.mv_data;
@@ -350,7 +374,7 @@ static int findSlot(storage_txn *t, int db, uint64_t ns, storage_slice name,
         next = seq + 1;
         maxSeq = seq;
     }
-    mdb_cursor_close(cur);
+    cursorDone(t, cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return fromMdb(rc);
 
@@ -374,8 +398,12 @@ static int putSlot(storage_txn *t, int db, const uint8_t key[SLOT_LEN],
     MDB_val k = {SLOT_LEN, keyCopy};
     MDB_val v = {typeLen + 4 + name.len + payload.len, NULL};
     t->touched = true;
+    MDB_cursor *cur;
+    int rc = txnCursor(t, db, &cur);
+    if (rc)
+        return rc;
     /* Reserve, then fill in place: saves assembling the value elsewhere. */
-    int rc = mdb_put(t->txn, t->s->dbi[db], &k, &v, MDB_RESERVE);
+    rc = mdb_cursor_put(cur, &k, &v, MDB_RESERVE);
     if (rc)
         return fromMdb(rc);
     uint8_t *p = v.mv_data;

@@ -48,6 +48,9 @@ struct storage_txn {
     bool write;
     bool touched; /* the current operation has modified something */
     int failed;   /* error that left this write transaction half-done */
+    /* Write transactions: a cursor per database, opened on first use and
+     * closed by LMDB when the transaction ends (storage.c, txnCursor). */
+    MDB_cursor *cursor[DB_COUNT];
 };
 
 /* LMDB's return code as a STORAGE_* code. */
