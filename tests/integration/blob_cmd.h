@@ -11,15 +11,22 @@
 
 #define BLOB_CMD_MAX_ARGS 16
 
-static inline redisReply *cmdv(redisContext *c, size_t argc, const blob *argv)
+/* @argv as hiredis's pointer and length arrays. */
+static inline void blobArgs(size_t argc, const blob *argv, const char **a,
+                            size_t *l)
 {
-    const char *a[BLOB_CMD_MAX_ARGS];
-    size_t l[BLOB_CMD_MAX_ARGS];
     cr_assert_leq(argc, BLOB_CMD_MAX_ARGS);
     for (size_t i = 0; i < argc; i++) {
         a[i] = (const char *)argv[i].p;
         l[i] = argv[i].n;
     }
+}
+
+static inline redisReply *cmdv(redisContext *c, size_t argc, const blob *argv)
+{
+    const char *a[BLOB_CMD_MAX_ARGS];
+    size_t l[BLOB_CMD_MAX_ARGS];
+    blobArgs(argc, argv, a, l);
     redisReply *r = redisCommandArgv(c, (int)argc, a, l);
     cr_assert_not_null(r, "connection error: %s", c->errstr);
     return r;
@@ -29,11 +36,7 @@ static inline void appendv(redisContext *c, size_t argc, const blob *argv)
 {
     const char *a[BLOB_CMD_MAX_ARGS];
     size_t l[BLOB_CMD_MAX_ARGS];
-    cr_assert_leq(argc, BLOB_CMD_MAX_ARGS);
-    for (size_t i = 0; i < argc; i++) {
-        a[i] = (const char *)argv[i].p;
-        l[i] = argv[i].n;
-    }
+    blobArgs(argc, argv, a, l);
     cr_assert_eq(redisAppendCommandArgv(c, (int)argc, a, l), REDIS_OK);
 }
 

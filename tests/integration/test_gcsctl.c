@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "blob_cmd.h"
 #include "harness.h"
 #include "table_records.h"
 
@@ -134,23 +135,6 @@ static char *py(const char *expr)
 
 /* ---- sending binary commands ------------------------------------------- */
 
-static redisReply *cmdv(redisContext *c, size_t argc, const blob *argv)
-{
-    const char *a[16];
-    size_t l[16];
-    cr_assert_leq(argc, 16u);
-    for (size_t i = 0; i < argc; i++) {
-        a[i] = (const char *)argv[i].p;
-        l[i] = argv[i].n;
-    }
-    redisReply *r = redisCommandArgv(c, (int)argc, a, l);
-    cr_assert_not_null(r, "connection error: %s", c->errstr);
-    return r;
-}
-
-#define ARGS(...) ((blob[]){__VA_ARGS__})
-#define NARGS(...) (sizeof(ARGS(__VA_ARGS__)) / sizeof(blob))
-#define CMD(c, ...) cmdv((c), NARGS(__VA_ARGS__), ARGS(__VA_ARGS__))
 #define OK(c, ...)                                                           \
     do {                                                                     \
         redisReply *r_ = CMD(c, __VA_ARGS__);                                \
