@@ -365,7 +365,8 @@ static void submit(client *c, const command *cmd, int kind, unsigned flags,
     if (cmd->block_arg > 0 && (size_t)cmd->block_arg < argc &&
         parse_ll(argv[cmd->block_arg].ptr, argv[cmd->block_arg].len, &ms) &&
         ms >= 0) {
-        block_ms = ms > 0 ? (uint64_t)ms : PROXY_BLOCK_FOREVER; /* 0: none */
+        /* 0: no time limit */
+        block_ms = ms > 0 ? (uint64_t)ms : PROXY_BLOCK_FOREVER;
     }
     reply_slot *slot = client_slot_new(c);
     slot->blocking = block_ms > 0;

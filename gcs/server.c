@@ -350,8 +350,7 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void clientUpdateReading(client *c)
 {
     if (c->flags & CLIENT_CLOSING) return;
-    bool want = !(c->flags & (CLIENT_CLOSE_AFTER_REPLY |
-                                          CLIENT_EOF)) &&
+    bool want = !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_EOF)) &&
                 !clientOutputFull(c);
     if (want && !(c->flags & CLIENT_READING)) {
         if (uv_read_start((uv_stream_t *)&c->tcp, onAlloc, onRead) == 0) {
