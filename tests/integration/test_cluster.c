@@ -1310,7 +1310,8 @@ static long long blockedClients(int i)
 
 /* PG.WAIT without a time limit, sent to a follower, blocks on the leader
  * for as long as it takes, on a connection of its own: it is not cut off
- * with TRYAGAIN after --leader-wait-ms, and counts in blocked_clients. */
+ * with TRYAGAIN after --leader-wait-ms, it follows leadership to another
+ * member, and it counts in blocked_clients. */
 Test(cluster, pg_wait_without_limit_through_a_follower, .timeout = 90)
 {
     cluster_start(&cl, 3, "--leader-wait-ms 1000");
@@ -1330,6 +1331,12 @@ Test(cluster, pg_wait_without_limit_through_a_follower, .timeout = 90)
     cr_assert_eq(poll(&p, 1, 2500), 0, "PG.WAIT with no time limit "
                  "answered while the group is pending");
     cr_assert_eq(blockedClients(f), 1, "INFO blocked_clients on the follower");
+    /* Leadership moves to the third member: the wait follows it there. */
+    int third = (leader + 2) % 3;
+    EXPECT_STATUS(c, "OK", "RAFT.TRANSFER %u", cluster_id(&cl, third));
+    cr_assert_eq(cluster_wait_leader(&cl, 10000), third);
+    cr_assert_eq(poll(&p, 1, 1500), 0, "PG.WAIT answered when leadership "
+                 "moved");
     /* A node that fits: the group is placed and the wait ends. */
     r = CMD(c, S("NODE.REGISTER"), te_node(1, "CPU=8"));
     cr_assert_eq(r->type, REDIS_REPLY_STATUS, "NODE.REGISTER: '%s'",
