@@ -197,6 +197,13 @@ static void transferCommand(client *c, size_t argc, const resp_arg *argv)
         resp_add_error(client_reply(c), "ERR invalid member id");
         return;
     }
+    if (id != 0 && id == c->srv->cfg->id) {
+        /* It leads already (this runs on the leader). Also what a follower
+         * that forwarded the transfer sees when it retries at the new
+         * leader, having noticed the move before the old leader's +OK. */
+        resp_add_status(client_reply(c), "OK");
+        return;
+    }
     startChange(c, 't', id, NULL);
 }
 

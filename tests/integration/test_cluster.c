@@ -1044,6 +1044,12 @@ Test(cluster, transfer_and_sigterm_leader, .timeout = 60)
     ASSERT_STR(role, "leader", "RAFT.TRANSFER replied +OK before the "
                      "target led");
     cr_assert_eq(cluster_wait_leader(&cl, 3000), target);
+    /* To the member that leads already: done, nothing moves. It is also
+     * what a forwarding follower's retry meets after the move. */
+    c = cluster_connect(&cl, target);
+    EXPECT_STATUS(c, "OK", "RAFT.TRANSFER %u", cluster_id(&cl, target));
+    redisFree(c);
+    cr_assert_eq(cluster_wait_leader(&cl, 3000), target);
 
     /* Without an id, through a follower: to some other member. */
     c = cluster_connect(&cl, leader);
@@ -1314,7 +1320,8 @@ static long long blockedClients(int i)
  * member, and it counts in blocked_clients. */
 Test(cluster, pg_wait_without_limit_through_a_follower, .timeout = 90)
 {
-    cluster_start(&cl, 3, "--leader-wait-ms 1000");
+    /* Elections need 3 s of silence: leadership moves only when asked. */
+    cluster_start(&cl, 3, "--leader-wait-ms 1000 --election-timeout 3000");
     int leader = settle(30000);
     int f = (leader + 1) % 3;
     redisContext *c = cluster_connect(&cl, f);
@@ -1332,7 +1339,9 @@ Test(cluster, pg_wait_without_limit_through_a_follower, .timeout = 90)
                  "answered while the group is pending");
     cr_assert_eq(blockedClients(f), 1, "INFO blocked_clients on the follower");
     /* Leadership moves to the third member: the wait follows it there. */
-    int third = (leader + 2) % 3;
+    leader = cluster_wait_leader(&cl, 10000);
+    cr_assert_neq(leader, f, "leadership moved to the waiter's member");
+    int third = 3 - leader - f;
     EXPECT_STATUS(c, "OK", "RAFT.TRANSFER %u", cluster_id(&cl, third));
     cr_assert_eq(cluster_wait_leader(&cl, 10000), third);
     cr_assert_eq(poll(&p, 1, 1500), 0, "PG.WAIT answered when leadership "
