@@ -297,9 +297,6 @@ typedef struct slot {
     size_t payloadLen;
 } slot;
 
-/* Find @name in namespace @ns of table @db, whose values start with
- * @typeLen type bytes then [u32 length][name]. When absent, out->key is the
- * free slot an insert would use. Never modifies anything. */
 /* A cursor on @db for one operation; hand it back with cursorDone. A write
  * transaction keeps one per database, which LMDB closes with it: no
  * allocation per operation, and a put right after a lookup starts from the
@@ -324,6 +321,9 @@ static void cursorDone(storage_txn *t, MDB_cursor *cur)
         mdb_cursor_close(cur);
 }
 
+/* Find @name in namespace @ns of table @db, whose values start with
+ * @typeLen type bytes then [u32 length][name]. When absent, out->key is the
+ * free slot an insert would use. Never modifies anything. */
 static int findSlot(storage_txn *t, int db, uint64_t ns, storage_slice name,
                     size_t typeLen, slot *out)
 {
@@ -481,9 +481,9 @@ static int putHashKey(storage_txn *t, const uint8_t key[SLOT_LEN],
 static int deleteFields(storage_txn *t, uint64_t id)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(t->txn, t->s->dbi[DB_FIELDS], &cur);
+    int rc = txnCursor(t, DB_FIELDS, &cur);
     if (rc)
-        return fromMdb(rc);
+        return rc;
     uint8_t start[SLOT_LEN] = {0};
     putBe(start, id, 8);
     for (;;) {
@@ -504,7 +504,7 @@ static int deleteFields(storage_txn *t, uint64_t id)
         if (rc)
             break;
     }
-    mdb_cursor_close(cur);
+    cursorDone(t, cur);
     return fromMdb(rc);
 }
 
