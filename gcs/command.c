@@ -508,13 +508,13 @@ static void dispatchTop(client *c, const command *cmd, size_t argc,
     server *srv = c->srv;
 
     srv->stats.commands_processed++;
-    c->last_cmd_ms = server_now_ms();
+    c->last_cmd_ms = server_clock_ms(srv);
     if (cmd == NULL) {
         replyUnknownCommand(client_reply(c), argc, argv);
         srv->stats.commands_failed++;
         return;
     }
-    snprintf(c->last_cmd, sizeof c->last_cmd, "%s", cmd->name);
+    c->last_cmd = cmd->name;
     if ((cmd->arity > 0 && (size_t)cmd->arity != argc) ||
         (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
         reply_arity_error(client_reply(c), cmd->name);

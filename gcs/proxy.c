@@ -79,9 +79,9 @@ struct proxy {
     proxy_stats stats;
 };
 
-static int64_t nowMs(void)
+static int64_t nowMs(const proxy *p)
 {
-    return server_now_ms();
+    return server_clock_ms(p->srv);
 }
 
 static void listPush(fwd_list *l, fwd_req *r)
@@ -151,7 +151,7 @@ static void reqRetry(fwd_req *r, bool unknown)
     }
     if (unknown && !r->unknown) {
         r->unknown = true;
-        r->deadline = nowMs() + (int64_t)p->srv->cfg->leader_wait_ms *
+        r->deadline = nowMs(p) + (int64_t)p->srv->cfg->leader_wait_ms *
                                     UNKNOWN_WAIT_FACTOR;
     }
     p->stats.retried++;
@@ -305,7 +305,7 @@ static void upReset(upstream *u, const char *why)
         }
         if (unknown && !r->unknown) {
             r->unknown = true;
-            r->deadline = nowMs() + (int64_t)p->srv->cfg->leader_wait_ms *
+            r->deadline = nowMs(p) + (int64_t)p->srv->cfg->leader_wait_ms *
                                         UNKNOWN_WAIT_FACTOR;
         }
         p->stats.retried++;
@@ -323,7 +323,7 @@ static void upReset(upstream *u, const char *why)
     }
     resp_buf_reset(&u->out);
     u->state = UP_CLOSING;
-    u->retry_at = nowMs() + RECONNECT_MS;
+    u->retry_at = nowMs(p) + RECONNECT_MS;
     uv_close((uv_handle_t *)&u->tcp, upClosed);
 }
 
@@ -463,7 +463,7 @@ static void onUpRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             if (!unknown || (r->flags & PROXY_RETRY_SAFE)) {
                 if (unknown && !r->unknown) {
                     r->unknown = true;
-                    r->deadline = nowMs() +
+                    r->deadline = nowMs(p) +
                                   (int64_t)p->srv->cfg->leader_wait_ms *
                                       UNKNOWN_WAIT_FACTOR;
                 }
@@ -580,7 +580,7 @@ static void onResolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
         }
         if (ai != NULL) uv_freeaddrinfo(ai);
         u->state = UP_IDLE;
-        u->retry_at = nowMs() + RECONNECT_MS;
+        u->retry_at = nowMs(p) + RECONNECT_MS;
         if (u->pending != NULL) {
             fwd_req *r = u->pending;
             u->pending = NULL;
@@ -638,14 +638,14 @@ static void upConnect(upstream *u, const char *addr)
     if (rc != 0) {
         p->open_handles--;
         u->state = UP_IDLE;
-        u->retry_at = nowMs() + RECONNECT_MS;
+        u->retry_at = nowMs(p) + RECONNECT_MS;
     }
 }
 
 static void upSend(upstream *u, fwd_req *r)
 {
     if (r->block_ms > 0) {
-        int64_t now = nowMs();
+        int64_t now = nowMs(u->p);
         int64_t wait = (int64_t)r->p->srv->cfg->leader_wait_ms;
         /* Beyond any real time: no deadline (nor an overflow). */
         int64_t until = r->block_ms >= (uint64_t)(INT64_MAX - now - wait)
@@ -686,7 +686,7 @@ static const char *leaderAddress(proxy *p, uint64_t leader)
 static int routeOne(proxy *p, fwd_req *r)
 {
     server *srv = p->srv;
-    if (nowMs() >= r->deadline) {
+    if (nowMs(p) >= r->deadline) {
         p->stats.timed_out++;
         if (r->unknown && !(r->flags & PROXY_IDEMPOTENT)) {
             reqAbort(r, "no leader confirmed the outcome of a write in time; "
@@ -760,7 +760,7 @@ static int routeOne(proxy *p, fwd_req *r)
         return WAIT;
     }
     if (u->state == UP_IDLE) {
-        if (nowMs() >= u->retry_at) upConnect(u, addr);
+        if (nowMs(p) >= u->retry_at) upConnect(u, addr);
         return WAIT;
     }
     if (u->state != UP_READY) return WAIT;
@@ -818,7 +818,7 @@ static void checkUpstreams(proxy *p)
     const char *addr = "";
     if (role != RGLUE_ROLE_LEADER && leader != 0 && leader != p->srv->cfg->id)
         addr = leaderAddress(p, leader);
-    int64_t now = nowMs();
+    int64_t now = nowMs(p);
     for (int i = 0; i < POOL_SIZE; i++) checkUpstream(&p->ups[i], addr, now);
     for (upstream *u = p->ephemeral, *next; u != NULL; u = next) {
         next = u->next; /* a reset may free it once closed, not now */
@@ -883,7 +883,7 @@ void proxy_submit(proxy *p, reply_slot *slot, int kind, unsigned flags,
     r->block_ms = block_ms;
     r->data = data;
     r->len = len;
-    r->deadline = nowMs() + (int64_t)p->srv->cfg->leader_wait_ms;
+    r->deadline = nowMs(p) + (int64_t)p->srv->cfg->leader_wait_ms;
     if (p->closing) {
         reqFail(r, "TRYAGAIN server is shutting down");
         return;

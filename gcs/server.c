@@ -39,6 +39,11 @@ int64_t server_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t server_clock_ms(const server *srv)
+{
+    return (int64_t)uv_now(srv->loop);
+}
+
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n, size);
@@ -509,7 +514,7 @@ static void onConnection(uv_stream_t *listener, int status)
     srv->stats.connections_received++;
     c->wreq.data = c;
     c->id = ++srv->next_client_id;
-    c->ctime_ms = c->last_cmd_ms = server_now_ms();
+    c->ctime_ms = c->last_cmd_ms = server_clock_ms(srv);
     uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&local, &llen);
     formatAddr(&peer, c->addr, sizeof c->addr);
     formatAddr(&local, c->laddr, sizeof c->laddr);

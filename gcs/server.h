@@ -67,9 +67,9 @@ struct client {
     char addr[64];          /* ip:port of the peer */
     char laddr[64];         /* ip:port of our side */
     char *name;             /* CLIENT SETNAME; NULL when unset */
-    int64_t ctime_ms;       /* connected at */
-    int64_t last_cmd_ms;
-    char last_cmd[32];
+    int64_t ctime_ms;       /* connected at (server_clock_ms) */
+    int64_t last_cmd_ms;    /* server_clock_ms */
+    const char *last_cmd;   /* static command name; NULL before the first */
     /* 1 + the command_at() index being dispatched until a reply slot takes
      * it over (see stat_cmd); 0 otherwise. */
     unsigned stat_cmd;
@@ -176,5 +176,10 @@ void client_kill(client *c);
 
 /* Wall clock in Unix milliseconds. */
 int64_t server_now_ms(void);
+
+/* Monotonic milliseconds: the loop's time, read once per loop iteration, so
+ * it costs no system call. For ages and deadlines, which a step of the wall
+ * clock must not stretch or cut short. */
+int64_t server_clock_ms(const server *srv);
 
 #endif /* GCS_SERVER_H */

@@ -127,7 +127,7 @@ static void changeTry(uv_timer_t *t)
     int rc = ch->kind == 'a'   ? rglue_add(g, ch->id, ch->addr, onChangeDone, ch)
              : ch->kind == 'r' ? rglue_remove(g, ch->id, onChangeDone, ch)
                                : rglue_transfer(g, ch->id, onChangeDone, ch);
-    if (rc == RGLUE_EBUSY && server_now_ms() < ch->deadline) {
+    if (rc == RGLUE_EBUSY && server_clock_ms(ch->srv) < ch->deadline) {
         uv_timer_start(&ch->timer, changeTry, 20, 0);
         return;
     }
@@ -146,7 +146,8 @@ static void startChange(client *c, int kind, uint64_t id, const char *addr)
     ch->kind = kind;
     ch->id = id;
     if (addr != NULL) snprintf(ch->addr, sizeof ch->addr, "%s", addr);
-    ch->deadline = server_now_ms() + (int64_t)c->srv->cfg->leader_wait_ms;
+    ch->deadline =
+        server_clock_ms(c->srv) + (int64_t)c->srv->cfg->leader_wait_ms;
     uv_timer_init(c->srv->loop, &ch->timer);
     ch->timer.data = ch;
     changeTry(&ch->timer);

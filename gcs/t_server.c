@@ -260,7 +260,7 @@ static void replySubcommandError(resp_buf *out, const char *cmd,
 
 static void clientDescribe(client *c, resp_buf *b)
 {
-    int64_t now = server_now_ms();
+    int64_t now = server_clock_ms(c->srv);
     char line[1024];
     int n = snprintf(line, sizeof line,
                      "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%"
@@ -275,7 +275,7 @@ static void clientDescribe(client *c, resp_buf *b)
                      c->incap - c->inlen, c->incap, c->out.len, c->n_slots,
                      c->out.cap + c->sending.cap,
                      sizeof *c + c->incap + c->out.cap + c->sending.cap,
-                     c->last_cmd[0] ? c->last_cmd : "NULL");
+                     c->last_cmd ? c->last_cmd : "NULL");
     resp_add_raw(b, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
 }
 
