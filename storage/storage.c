@@ -297,11 +297,7 @@ typedef struct slot {
     size_t payloadLen;
 } slot;
 
-/* A cursor on @db for one operation; hand it back with cursorDone. A write
- * transaction keeps one per database, which LMDB closes with it: no
- * allocation per operation, and a put right after a lookup starts from the
- * page the lookup left it on instead of descending the tree again. */
-static int txnCursor(storage_txn *t, int db, MDB_cursor **out)
+int storage__cursor(storage_txn *t, int db, MDB_cursor **out)
 {
     if (t->write && t->cursor[db] != NULL) {
         *out = t->cursor[db];
@@ -315,7 +311,7 @@ static int txnCursor(storage_txn *t, int db, MDB_cursor **out)
     return STORAGE_OK;
 }
 
-static void cursorDone(storage_txn *t, MDB_cursor *cur)
+void storage__cursor_done(storage_txn *t, MDB_cursor *cur)
 {
     if (!t->write)
         mdb_cursor_close(cur);
@@ -334,7 +330,7 @@ static int findSlot(storage_txn *t, int db, uint64_t ns, storage_slice name,
     memset(out, 0, sizeof *out);
 
     MDB_cursor *cur;
-    int rc = txnCursor(t, db, &cur);
+    int rc = storage__cursor(t, db, &cur);
     if (rc)
         return rc;
 
@@ -364,7 +360,7 @@ static int findSlot(storage_txn *t, int db, uint64_t ns, storage_slice name,
             out->valLen = v.mv_size;
             out->payload = val + typeLen + 4 + nameLen;
             out->payloadLen = v.mv_size - typeLen - 4 - nameLen;
-            cursorDone(t, cur);
+            storage__cursor_done(t, cur);
             return STORAGE_OK;
         }
         const uint8_t *key = k.mv_data;
@@ -374,7 +370,7 @@ static int findSlot(storage_txn *t, int db, uint64_t ns, storage_slice name,
         next = seq + 1;
         maxSeq = seq;
     }
-    cursorDone(t, cur);
+    storage__cursor_done(t, cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return fromMdb(rc);
 
@@ -399,7 +395,7 @@ static int putSlot(storage_txn *t, int db, const uint8_t key[SLOT_LEN],
     MDB_val v = {typeLen + 4 + name.len + payload.len, NULL};
     t->touched = true;
     MDB_cursor *cur;
-    int rc = txnCursor(t, db, &cur);
+    int rc = storage__cursor(t, db, &cur);
     if (rc)
         return rc;
     /* Reserve, then fill in place: saves assembling the value elsewhere. */
@@ -481,7 +477,7 @@ static int putHashKey(storage_txn *t, const uint8_t key[SLOT_LEN],
 static int deleteFields(storage_txn *t, uint64_t id)
 {
     MDB_cursor *cur;
-    int rc = txnCursor(t, DB_FIELDS, &cur);
+    int rc = storage__cursor(t, DB_FIELDS, &cur);
     if (rc)
         return rc;
     uint8_t start[SLOT_LEN] = {0};
@@ -504,7 +500,7 @@ static int deleteFields(storage_txn *t, uint64_t id)
         if (rc)
             break;
     }
-    cursorDone(t, cur);
+    storage__cursor_done(t, cur);
     return fromMdb(rc);
 }
 

@@ -49,9 +49,19 @@ struct storage_txn {
     bool touched; /* the current operation has modified something */
     int failed;   /* error that left this write transaction half-done */
     /* Write transactions: a cursor per database, opened on first use and
-     * closed by LMDB when the transaction ends (storage.c, txnCursor). */
+     * closed by LMDB when the transaction ends (storage__cursor). */
     MDB_cursor *cursor[DB_COUNT];
 };
+
+/* A cursor on @db for one operation; hand it back with
+ * storage__cursor_done. A write transaction keeps one per database, which
+ * LMDB closes with it: no allocation per operation, and an operation near
+ * the key of the one before (a put right after its lookup, the changelog's
+ * appends and trims) starts from the page the cursor is on instead of
+ * descending the tree again. Read transactions get a cursor of their own,
+ * closed by storage__cursor_done. */
+int storage__cursor(storage_txn *t, int db, MDB_cursor **out);
+void storage__cursor_done(storage_txn *t, MDB_cursor *cur);
 
 /* LMDB's return code as a STORAGE_* code. */
 int storage__from_mdb(int rc);

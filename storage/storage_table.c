@@ -44,7 +44,14 @@ int storage_table_get(storage_txn *t, unsigned table, storage_slice key,
     MDB_val k, v;
     if (value == NULL || found == NULL || !tableKey(table, key, buf, &k))
         return STORAGE_EINVAL;
-    rc = mdb_get(t->txn, t->s->dbi[DB_TABLES], &k, &v);
+    if (t->write) {
+        MDB_cursor *cur;
+        if ((rc = storage__cursor(t, DB_TABLES, &cur)) != 0)
+            return rc;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    } else {
+        rc = mdb_get(t->txn, t->s->dbi[DB_TABLES], &k, &v);
+    }
     if (rc == MDB_NOTFOUND)
         return STORAGE_OK;
     if (rc)
@@ -59,9 +66,13 @@ int storage_table_get(storage_txn *t, unsigned table, storage_slice key,
 static int tablePut(storage_txn *t, MDB_val *k, storage_slice value,
                     bool *created)
 {
+    MDB_cursor *cur;
     MDB_val v;
+    int rc = storage__cursor(t, DB_TABLES, &cur);
+    if (rc)
+        return rc;
     if (created != NULL) {
-        int rc = mdb_get(t->txn, t->s->dbi[DB_TABLES], k, &v);
+        rc = mdb_cursor_get(cur, k, &v, MDB_SET);
         if (rc != 0 && rc != MDB_NOTFOUND)
             return storage__from_mdb(rc);
         *created = rc == MDB_NOTFOUND;
@@ -69,7 +80,7 @@ static int tablePut(storage_txn *t, MDB_val *k, storage_slice value,
     v.mv_size = value.len;
     v.mv_data = (void *)value.data;
     t->touched = true;
-    return storage__from_mdb(mdb_put(t->txn, t->s->dbi[DB_TABLES], k, &v, 0));
+    return storage__from_mdb(mdb_cursor_put(cur, k, &v, 0));
 }
 
 int storage_table_put(storage_txn *t, unsigned table, storage_slice key,
@@ -100,15 +111,18 @@ int storage_table_delete(storage_txn *t, unsigned table, storage_slice key,
     MDB_val k;
     if (rc == STORAGE_OK && !tableKey(table, key, buf, &k))
         rc = STORAGE_EINVAL;
+    MDB_cursor *cur;
+    if (rc == STORAGE_OK)
+        rc = storage__cursor(t, DB_TABLES, &cur);
     if (rc == STORAGE_OK) {
-        t->touched = true;
-        int mrc = mdb_del(t->txn, t->s->dbi[DB_TABLES], &k, NULL);
-        if (mrc == MDB_NOTFOUND) {
-            /* Nothing changed: a miss must not poison the transaction. */
-            t->touched = false;
-            mrc = 0;
-        } else if (mrc == 0) {
-            gone = true;
+        MDB_val v;
+        int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+        if (mrc == 0) {
+            t->touched = true;
+            mrc = mdb_cursor_del(cur, 0);
+            gone = mrc == 0;
+        } else if (mrc == MDB_NOTFOUND) {
+            mrc = 0; /* nothing to delete */
         }
         rc = storage__settle(t, storage__from_mdb(mrc));
     }

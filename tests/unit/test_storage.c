@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -2072,6 +2073,92 @@ Test(storage, table_flush_range, .fini = cleanup)
     cr_assert(!found);
     OK(storage_table_get(t, STORAGE_TABLE_MAX, sl("keep"), &v, &found));
     cr_assert(found && sliceIs(v, sl("me")));
+    storage_abort(t);
+    storage_close(s);
+}
+
+/* One record-table name per revision, big-endian so that they sort. */
+static storage_slice revKey(uint8_t buf[8], uint64_t rev)
+{
+    putBe64(buf, rev, 8);
+    return bin(buf, 8);
+}
+
+static int countRecord(void *arg, storage_slice key, storage_slice value)
+{
+    (void)key;
+    (void)value;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* The changelog's pattern in one write transaction: appends at one end of a
+ * table, trims at the other, lookups of both, with neighbours in the tables
+ * around it. A write transaction runs them on one kept cursor, which must
+ * follow page splits, merges and flushes. */
+Test(storage, table_appends_and_trims_in_one_write_txn, .fini = cleanup)
+{
+    storage *s = openStore(newDir(), 0);
+    storage_txn *t = beginW(s);
+    uint8_t kb[8];
+    char val[64];
+    memset(val, 'v', sizeof val);
+    OK(storage_table_put(t, 9, sl("after"), sl("A"), NULL));
+    OK(storage_table_put(t, 7, sl("before"), sl("B"), NULL));
+    uint64_t oldest = 1, next = 1;
+    for (int round = 0; round < 40; round++) {
+        /* 100 appends, then trim back to a window of 500. */
+        for (int i = 0; i < 100; i++, next++) {
+            val[0] = (char)('a' + next % 26);
+            tput(t, 8, revKey(kb, next), bin(val, sizeof val), true);
+        }
+        while (next - oldest > 500) {
+            storage_slice v;
+            bool found = false, gone = false;
+            OK(storage_table_get(t, 8, revKey(kb, oldest), &v, &found));
+            cr_assert(found, "revision %" PRIu64, oldest);
+            cr_assert_eq(v.len, sizeof val);
+            cr_assert_eq(((const char *)v.data)[0],
+                         (char)('a' + oldest % 26));
+            OK(storage_table_delete(t, 8, revKey(kb, oldest), &gone));
+            cr_assert(gone);
+            oldest++;
+        }
+        /* Deleting what is gone changes nothing and poisons nothing. */
+        bool gone = true;
+        OK(storage_table_delete(t, 8, revKey(kb, oldest - 1), &gone));
+        cr_assert(!gone);
+        /* A scan with a cursor of its own, between the kept cursor's uses. */
+        size_t n = 0;
+        OK(storage_table_scan(t, 8, sl(""), sl(""), countRecord, &n));
+        cr_assert_eq(n, next - oldest);
+        if (round == 19) {
+            /* Flush the changelog's neighbours, then all but the last
+             * table, mid-transaction: what follows starts afresh. */
+            OK(storage_table_flush(t, 9, 9));
+            expectRecord(t, 8, revKey(kb, next - 1), bin(val, sizeof val));
+            OK(storage_table_flush(t, 1, STORAGE_TABLE_MAX));
+            expectNoRecord(t, 8, revKey(kb, next - 1));
+            expectNoRecord(t, 7, sl("before"));
+            oldest = next;
+        }
+    }
+    expectRecord(t, 8, revKey(kb, next - 1), bin(val, sizeof val));
+    expectNoRecord(t, 8, revKey(kb, oldest - 1));
+    OK(storage_commit(t));
+
+    t = beginR(s);
+    size_t n = 0;
+    OK(storage_table_scan(t, 8, sl(""), sl(""), countRecord, &n));
+    cr_assert_eq(n, 500);
+    for (uint64_t rev = oldest; rev < next; rev++) {
+        storage_slice v;
+        bool found = false;
+        OK(storage_table_get(t, 8, revKey(kb, rev), &v, &found));
+        cr_assert(found, "revision %" PRIu64, rev);
+        cr_assert_eq(((const char *)v.data)[0], (char)('a' + rev % 26));
+    }
+    expectNoRecord(t, 9, sl("after"));
     storage_abort(t);
     storage_close(s);
 }
