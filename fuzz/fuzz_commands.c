@@ -241,8 +241,8 @@ static void apply_entry(pending *cmds, size_t n, bool with_replica)
             cmd->read(t, cmds[i].argc, cmds[i].argv, &out);
             check_reply(out.data, out.len);
             if (!write_after) {
-                if (out.len != cmds[i].reply.len ||
-                    memcmp(out.data, cmds[i].reply.data, out.len) != 0) {
+                if (!fz_same_bytes(out.data, out.len, cmds[i].reply.data,
+                                   cmds[i].reply.len)) {
                     fprintf(stderr, "fuzz_commands: '%s' through the log "
                             "and on the local state differ:\n  log:   %.*s\n"
                             "  local: %.*s\n", cmd->name,

@@ -181,8 +181,8 @@ static bool try_entry(const uint8_t *p, size_t len)
             apply_ok(&replica, index, h.time_ms, cmds, h.count, &rr);
             /* The same outcome, reply for reply (PUBLISH counts local
              * subscribers: none here on either). */
-            CHECK(rr.all.len == r.all.len &&
-                  memcmp(rr.all.data, r.all.data, r.all.len) == 0);
+            CHECK(fz_same_bytes(rr.all.data, rr.all.len, r.all.data,
+                                r.all.len));
             fz_replies_free(&rr);
             fz_compare(&primary, &replica);
         }

@@ -326,7 +326,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run_workload(&primary, &w, &a);
     if (with_replica) {
         run_workload(&replica, &w, &b);
-        CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+        CHECK(fz_same_bytes(a.data, a.len, b.data, b.len));
         fz_compare(&primary, &replica);
     }
     resp_buf_free(&a);

@@ -6,8 +6,18 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
+
+/* Whether two byte strings are equal. An empty buffer may be a NULL
+ * pointer, which memcmp must not be given even with a length of 0. */
+static inline bool fz_same_bytes(const void *a, size_t alen, const void *b,
+                                 size_t blen)
+{
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
 
 /* The checksum in a state dump's trailer (storage.h, "dumps"): FNV-1a 64
  * of every byte before it. Targets recompute it so that mutations get past

@@ -404,8 +404,23 @@ int table_flush(apply_ctx *a)
 void *table_decode_arg(arena *mem, const ProtobufCMessageDescriptor *desc,
                        const resp_arg *arg)
 {
-    return protobuf_c_message_unpack(desc, &mem->pb, arg->len,
-                                     (const uint8_t *)arg->ptr);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &mem->pb, arg->len,
+                                                    (const uint8_t *)arg->ptr);
+    if (m == NULL) return NULL;
+    /* What is stored must load again, and protobuf-c accepts some input it
+     * cannot read back once it has encoded it itself (field number 0 written
+     * with a redundant varint byte, kept as an unknown field, comes out as a
+     * plain 0): a record must survive the round trip to be taken. */
+    arena_mark mark = arena_save(mem);
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = arena_alloc(mem, n > 0 ? n : 1);
+    bool ok = buf != NULL;
+    if (ok) {
+        protobuf_c_message_pack(m, buf);
+        ok = protobuf_c_message_unpack(desc, &mem->pb, n, buf) != NULL;
+    }
+    arena_restore(mem, mark);
+    return ok ? m : NULL;
 }
 
 /* ---- secondary indexes ------------------------------------------------ */

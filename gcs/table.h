@@ -206,7 +206,8 @@ int table_save(table_op *op, unsigned table, storage_slice key,
                const ProtobufCMessage *msg);
 
 /* Decode a record given by a client into @mem. NULL when it is not a valid
- * message of @desc. */
+ * message of @desc, or when protobuf-c could not decode its own encoding of
+ * it (what a command stores must load again). */
 void *table_decode_arg(arena *mem, const ProtobufCMessageDescriptor *desc,
                        const resp_arg *arg);
 

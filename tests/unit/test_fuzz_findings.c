@@ -163,6 +163,36 @@ Test(fuzz_findings, record_id_must_be_its_key)
     te_close(&e);
 }
 
+/* fuzz_entry (crash_record_not_readable_after_reencoding): protobuf-c
+ * accepted a record holding field number 0 written with a redundant varint
+ * byte (kept as an unknown field) and wrote it back as a plain 0, which it
+ * then refuses to decode: NODE.REGISTER stored it, and the next command that
+ * loaded the node failed the apply (the member fail-stops). A record is now
+ * taken only if it survives being encoded again. */
+Test(fuzz_findings, record_must_survive_reencoding)
+{
+    te_env e;
+    te_open(&e);
+    blob good = te_node(1, "CPU=4");
+    size_t n = good.n + 3;
+    uint8_t *bad = malloc(n);
+    cr_assert_not_null(bad);
+    memcpy(bad, good.p, good.n);
+    memcpy(bad + good.n, "\x80\x00\x00", 3); /* field 0, varint 0 */
+    blob rec = {bad, n};
+    te_expect_error(RUN(&e, S("NODE.REGISTER"), rec),
+                    "ERR invalid GcsNodeInfo record");
+    /* Refused again, and nothing was stored. */
+    te_expect_error(RUN(&e, S("NODE.REGISTER"), rec),
+                    "ERR invalid GcsNodeInfo record");
+    te_expect(RUN(&e, S("NODE.GET"), te_node_id(1)), "$-1\r\n");
+    /* The same record without the stray field is fine. */
+    te_expect(RUN(&e, S("NODE.REGISTER"), good), OKR);
+    te_expect(RUN(&e, S("NODE.REGISTER"), good), OKR);
+    free(bad);
+    te_close(&e);
+}
+
 /* fuzz_ctl (crash_resource_key_control_byte): gcsctl printed a resource
  * name's control bytes raw (an escape sequence in a record reached the
  * terminal) and NaN or infinite amounts as "nan"/"inf" in --json output,
