@@ -95,6 +95,20 @@ void *arena_dup(arena *a, const void *p, size_t n)
     return copy;
 }
 
+void arena_reset(arena *a)
+{
+    a->failed = false;
+    if (a->head == NULL) return;
+    arena_block *b = a->head->next;
+    while (b != NULL) {
+        arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    a->head->next = NULL;
+    a->head->used = 0;
+}
+
 arena_mark arena_save(const arena *a)
 {
     arena_mark m = {a->head, a->head != NULL ? a->head->used : 0};

@@ -43,6 +43,11 @@ void *arena_calloc(arena *a, size_t n);
  * string). NULL when memory is short. */
 void *arena_dup(arena *a, const void *p, size_t n);
 
+/* Free everything, but keep the newest block, emptied, for what comes next:
+ * a loop that allocates and resets reuses one block instead of calling
+ * malloc each time. Clears arena.failed. */
+void arena_reset(arena *a);
+
 arena_mark arena_save(const arena *a);
 
 /* Free everything allocated since @m was taken. */

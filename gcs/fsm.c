@@ -183,15 +183,21 @@ int fsm_event_encode(const fsm_event *ev, void **out, size_t *len)
     return 0;
 }
 
-int fsm_command_decode(fsm_command *c, const void *data, size_t len)
+/* Decode into @c, drawing memory from @mem, or from malloc when it is NULL
+ * (then fsm_command_free releases it). */
+static int commandDecode(fsm_command *c, arena *mem, const void *data,
+                         size_t len)
 {
     memset(c, 0, sizeof *c);
-    c->msg = gcs__command__unpack(NULL, len, data);
+    c->msg = gcs__command__unpack(mem ? &mem->pb : NULL, len, data);
     if (c->msg == NULL) return -1;
     c->argc = c->msg->n_argv;
-    c->argv = c->argc <= 8 ? c->small : malloc(c->argc * sizeof *c->argv);
+    size_t bytes = c->argc * sizeof *c->argv;
+    c->argv = c->argc <= 8 ? c->small
+              : mem        ? arena_alloc(mem, bytes)
+                           : malloc(bytes);
     if (c->argv == NULL) {
-        fsm_command_free(c);
+        if (mem == NULL) fsm_command_free(c);
         return -1;
     }
     for (size_t i = 0; i < c->argc; i++) {
@@ -202,6 +208,17 @@ int fsm_command_decode(fsm_command *c, const void *data, size_t len)
         c->argv[i].len = arg->len;
     }
     return 0;
+}
+
+int fsm_command_decode(fsm_command *c, const void *data, size_t len)
+{
+    return commandDecode(c, NULL, data, len);
+}
+
+int fsm_command_decode_in(fsm_command *c, arena *mem, const void *data,
+                          size_t len)
+{
+    return commandDecode(c, mem, data, len);
 }
 
 void fsm_command_free(fsm_command *c)
@@ -591,6 +608,8 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
                    .fsm = f, .revision = f->revision};
     resp_buf replies;
     resp_buf_init(&replies);
+    arena mem; /* each command's decoded form, one at a time */
+    arena_init(&mem);
     size_t stackEnds[64];
     size_t *ends = n <= 64 ? stackEnds : malloc(n * sizeof *ends);
     if (ends == NULL) {
@@ -599,7 +618,9 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
     }
     for (size_t i = 0; i < n; i++) {
         fsm_command fc;
-        if (fsm_command_decode(&fc, cmds[i].data, cmds[i].len) != 0) {
+        arena_reset(&mem); /* the last command's memory, kept for reuse */
+        if (fsm_command_decode_in(&fc, &mem, cmds[i].data, cmds[i].len) !=
+            0) {
             /* Only our own proposals reach the log, so this is protobuf-c
              * running out of memory, not bad input: skipping the command
              * would make this member differ from the others. */
@@ -624,11 +645,11 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
                 rc = 0;
                 f->duplicates++;
             }
-            fsm_command_free(&fc);
             if (rc != 0) goto abort;
         }
         ends[i] = replies.len;
     }
+    arena_free(&mem);
     rc = dedupTrim(txn, time_ms, n + 16);
     if (rc == 0) rc = changelogAppend(&a);
     if (rc != 0) goto abort;
@@ -669,6 +690,7 @@ abort:
 free_replies:
     if (ends != NULL && ends != stackEnds) free(ends);
     resp_buf_free(&replies);
+    arena_free(&mem);
     freeEvents(&a);
 fail:
     f->failed = true;

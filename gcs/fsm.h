@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "resp.h"
 #include "rglue.h"
 #include "storage.h"
@@ -212,6 +213,11 @@ typedef struct fsm_command {
  * fsm_command_free() after a 0. */
 int fsm_command_decode(fsm_command *c, const void *data, size_t len);
 void fsm_command_free(fsm_command *c);
+
+/* The same, with every allocation drawn from @mem: nothing to free but
+ * @mem, and @c is valid until @mem is reset, restored or freed. */
+int fsm_command_decode_in(fsm_command *c, arena *mem, const void *data,
+                          size_t len);
 
 /* The client address member @id announced (see GCS.ANNOUNCE) into @out, or
  * "" when it never did. 0 or a storage error. Loop thread. */

@@ -552,3 +552,92 @@ Test(fsm, changelog_window_trims_deterministically)
     envClose(&e);
     envClose(&e2);
 }
+
+/* Decoding into an arena: more arguments than the inline array holds, an
+ * empty one (a non-NULL ""), and nothing to free but the arena. */
+Test(fsm, decode_into_an_arena)
+{
+    resp_arg argv[10];
+    char names[10][4];
+    for (int i = 0; i < 10; i++) {
+        snprintf(names[i], sizeof names[i], "a%d", i);
+        argv[i] = (resp_arg){names[i], strlen(names[i])};
+    }
+    argv[7] = (resp_arg){"", 0};
+    void *data;
+    size_t len;
+    cr_assert_eq(fsm_encode_write(5, 9, 10, argv, &data, &len), 0);
+    arena mem;
+    arena_init(&mem);
+    fsm_command fc;
+    cr_assert_eq(fsm_command_decode_in(&fc, &mem, data, len), 0);
+    cr_assert_eq(fc.argc, 10);
+    cr_assert_neq(fc.argv, fc.small);
+    cr_assert_eq(fc.msg->request_id, 9);
+    cr_assert_eq(fc.msg->origin, 5);
+    for (int i = 0; i < 10; i++) {
+        cr_assert_not_null(fc.argv[i].ptr);
+        cr_assert_eq(fc.argv[i].len, argv[i].len);
+        cr_assert(memcmp(fc.argv[i].ptr, argv[i].ptr, argv[i].len) == 0);
+    }
+    /* Not a Command: an error, and the arena stays usable. */
+    cr_assert_eq(fsm_command_decode_in(&fc, &mem, "\xff\xff\xff", 3), -1);
+    arena_reset(&mem);
+    cr_assert_eq(fsm_command_decode_in(&fc, &mem, data, len), 0);
+    cr_assert_eq(fc.argc, 10);
+    arena_free(&mem);
+    free(data);
+}
+
+/* One entry mixing many arguments, a value bigger than an arena block and
+ * small commands after it: each command sees its own arguments. */
+Test(fsm, entry_with_many_and_large_arguments)
+{
+    env e;
+    envOpen(&e);
+    size_t bigLen = 300 * 1024;
+    char *big = malloc(bigLen);
+    for (size_t i = 0; i < bigLen; i++) big[i] = (char)('a' + i % 23);
+    resp_arg hset[11] = {{"HSET", 4}, {"h", 1}};
+    char fv[9][3];
+    for (int i = 0; i < 9; i++) {
+        snprintf(fv[i], sizeof fv[i], "%c%d", i % 2 ? 'v' : 'f', i);
+        hset[2 + i] = (resp_arg){fv[i], strlen(fv[i])};
+    }
+    resp_arg setBig[3] = {{"SET", 3}, {"big", 3}, {big, bigLen}};
+    resp_arg setSmall[3] = {{"SET", 3}, {"small", 5}, {"s", 1}};
+    rglue_cmd cmds[3];
+    void *data;
+    size_t len;
+    /* HSET with an odd field count is an arity error: 11 arguments. */
+    cr_assert_eq(fsm_encode_command(0, 10, hset, &data, &len), 0);
+    cmds[0] = (rglue_cmd){data, len};
+    cr_assert_eq(fsm_encode_command(0, 3, setBig, &data, &len), 0);
+    cmds[1] = (rglue_cmd){data, len};
+    cr_assert_eq(fsm_encode_command(0, 3, setSmall, &data, &len), 0);
+    cmds[2] = (rglue_cmd){data, len};
+    replies r = {0};
+    cr_assert_eq(e.hooks.apply(e.hooks.ctx, 2, 0, cmds, 3, collect, &r), 0);
+    cr_assert_eq(r.n, 3);
+    cr_assert_str_eq(r.text[0], ":4\r\n");
+    cr_assert_str_eq(r.text[1], "+OK\r\n");
+    cr_assert_str_eq(r.text[2], "+OK\r\n");
+    freeCmds(cmds, 3);
+
+    storage_txn *t = fsm_read_txn(&e.f);
+    storage_slice v;
+    bool found;
+    cr_assert_eq(storage_string_get(t, (storage_slice){"big", 3}, &v, &found),
+                 0);
+    cr_assert(found && v.len == bigLen && memcmp(v.data, big, bigLen) == 0);
+    cr_assert_eq(
+        storage_string_get(t, (storage_slice){"small", 5}, &v, &found), 0);
+    cr_assert(found && v.len == 1 && memcmp(v.data, "s", 1) == 0);
+    cr_assert_eq(storage_hash_get(t, (storage_slice){"h", 1},
+                                  (storage_slice){"f6", 2}, &v, &found),
+                 0);
+    cr_assert(found && v.len == 2 && memcmp(v.data, "v7", 2) == 0);
+    fsm_end_reads(&e.f);
+    free(big);
+    envClose(&e);
+}
