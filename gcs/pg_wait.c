@@ -124,7 +124,7 @@ int pg_wait_create(uv_loop_t *loop, pg_wait **out)
     return 0;
 }
 
-int pg_wait_add(pg_wait *w, client *c, const void *id, size_t len,
+int pg_wait_add(pg_wait *w, reply_slot *slot, const void *id, size_t len,
                 uint64_t timeout_ms)
 {
     if (len > ID_MAX || w->closing) return -1;
@@ -145,8 +145,7 @@ int pg_wait_add(pg_wait *w, client *c, const void *id, size_t len,
         uv_close((uv_handle_t *)&x->timer, onWaiterClosed);
         return -1;
     }
-    x->slot = client_slot_new(c);
-    x->slot->blocking = true;
+    x->slot = slot;
     x->next = w->buckets[x->bucket];
     if (x->next != NULL) x->next->prev = x;
     w->buckets[x->bucket] = x;

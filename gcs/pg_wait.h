@@ -21,10 +21,12 @@ typedef struct pg_wait pg_wait;
 /* Create the registry on @loop. Returns 0 or a libuv error. */
 int pg_wait_create(uv_loop_t *loop, pg_wait **out);
 
-/* Park the next reply of @c until group @id (@len bytes, copied) is
- * CREATED or REMOVED, or @timeout_ms pass (0: no limit). Returns 0, or -1
- * (out of memory) with nothing parked. */
-int pg_wait_add(pg_wait *w, client *c, const void *id, size_t len,
+/* Park reply slot @slot (a blocking one of the waiting client's) until group
+ * @id (@len bytes, copied) is CREATED or REMOVED, or @timeout_ms pass (0: no
+ * limit); the registry then answers it and calls client_slot_done. Returns
+ * 0, or -1 (out of memory, or closing) with nothing parked: the caller still
+ * answers @slot. */
+int pg_wait_add(pg_wait *w, reply_slot *slot, const void *id, size_t len,
                 uint64_t timeout_ms);
 
 /* The fsm_events_fn to install as fsm.on_events, with the registry as ctx. */

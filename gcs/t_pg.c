@@ -806,6 +806,96 @@ static int removeApply(apply_ctx *a, size_t argc, const resp_arg *argv,
 
 /* ---- PG.WAIT (blocking, answered on this member) ------------------------ */
 
+/* What group @id's state, as this member has applied it, tells a PG.WAIT. */
+enum { WAIT_CREATED, WAIT_REMOVED, WAIT_PENDING, WAIT_MISSING, WAIT_ERROR };
+
+static int waitState(server *srv, storage_slice id, int *err)
+{
+    storage_txn *t = fsm_read_txn(srv->fsm);
+    if (t == NULL) {
+        *err = STORAGE_EIO;
+        return WAIT_ERROR;
+    }
+    arena mem;
+    arena_init(&mem);
+    pgroup *g;
+    int rc = table_load(t, &mem, TABLE_PG, id,
+                        &ray__rpc__placement_group_table_data__descriptor,
+                        (void **)&g);
+    int st = rc != 0                        ? WAIT_ERROR
+             : g == NULL                    ? WAIT_MISSING
+             : g->state == STATE(CREATED)   ? WAIT_CREATED
+             : g->state == STATE(REMOVED)   ? WAIT_REMOVED
+                                            : WAIT_PENDING;
+    *err = rc;
+    arena_free(&mem);
+    return st;
+}
+
+/* Answer a PG.WAIT whose group is not pending (@st not WAIT_PENDING). */
+static void waitAnswer(resp_buf *out, int st, int err)
+{
+    switch (st) {
+        case WAIT_CREATED: resp_add_status(out, "OK"); break;
+        case WAIT_REMOVED: resp_add_error(out, PG_WAIT_ERR_REMOVED); break;
+        case WAIT_MISSING:
+            resp_add_error(out, "ERR no such placement group");
+            break;
+        default: reply_storage_error(out, err);
+    }
+}
+
+/* Park @slot in the registry; on failure answer it instead. */
+static void waitPark(server *srv, reply_slot *slot, const void *id,
+                     size_t len, uint64_t timeout_ms)
+{
+    if (srv->pg_waits == NULL ||
+        pg_wait_add(srv->pg_waits, slot, id, len, timeout_ms) != 0) {
+        resp_add_error(&slot->reply, "ERR out of memory");
+        client_slot_done(slot);
+    }
+}
+
+/* A PG.WAIT that found no group on a leader that may not have applied all
+ * its predecessor committed (a leader elected a moment ago applies those
+ * entries only once an entry of its own term commits): looked at again
+ * after a barrier, before "no such placement group" is final. */
+typedef struct waitRecheck {
+    server *srv;
+    reply_slot *slot;
+    uint64_t timeout_ms; /* 0: no limit */
+    int64_t started_ms;  /* server_clock_ms */
+    uint8_t id[PG_ID_LEN];
+} waitRecheck;
+
+static void onWaitBarrier(void *arg, int status)
+{
+    waitRecheck *w = arg;
+    server *srv = w->srv;
+    reply_slot *slot = w->slot;
+    int err = 0;
+    int st = status != 0 ? WAIT_ERROR
+                         : waitState(srv, (storage_slice){w->id, PG_ID_LEN},
+                                     &err);
+    int64_t spent = server_clock_ms(srv) - w->started_ms;
+    if (spent < 0) spent = 0;
+    if (status != 0) {
+        command_reply_raft_error(&slot->reply, status);
+    } else if (st != WAIT_PENDING) {
+        waitAnswer(&slot->reply, st, err);
+    } else if (w->timeout_ms > 0 && (uint64_t)spent >= w->timeout_ms) {
+        resp_add_null(&slot->reply); /* its time ran out meanwhile */
+    } else {
+        uint64_t left = w->timeout_ms > 0 ? w->timeout_ms - (uint64_t)spent
+                                          : 0;
+        waitPark(srv, slot, w->id, PG_ID_LEN, left);
+        free(w);
+        return;
+    }
+    client_slot_done(slot);
+    free(w);
+}
+
 /* PG.WAIT id timeout-ms: +OK once the group is CREATED (at once if it is),
  * an error if it is or gets REMOVED, nil after timeout-ms (0: no limit). */
 static void waitExec(client *c, size_t argc, const resp_arg *argv)
@@ -821,33 +911,42 @@ static void waitExec(client *c, size_t argc, const resp_arg *argv)
                                client_reply(c))) {
         return;
     }
-    storage_txn *t = fsm_read_txn(srv->fsm);
-    if (t == NULL || srv->pg_waits == NULL) {
-        resp_add_error(client_reply(c), "ERR cannot read the state (see the "
-                                        "server log)");
+    int err;
+    int st = waitState(srv, arg_slice(&argv[1]), &err);
+    if (st == WAIT_MISSING && c->slots_head == NULL &&
+        rglue_can_read_now(srv->raft)) {
+        /* Nothing of this client's is still on its way to the log that
+         * could create it, and this member has applied all there is. */
+        waitAnswer(client_reply(c), st, err);
         return;
     }
-    arena mem;
-    arena_init(&mem);
-    pgroup *g;
-    int rc = table_load(t, &mem, TABLE_PG, arg_slice(&argv[1]),
-                        &ray__rpc__placement_group_table_data__descriptor,
-                        (void **)&g);
-    if (rc != 0) {
-        reply_storage_error(client_reply(c), rc);
-    } else if (g != NULL && g->state == STATE(CREATED)) {
-        resp_add_status(client_reply(c), "OK");
-    } else if (g != NULL && g->state == STATE(REMOVED)) {
-        resp_add_error(client_reply(c), PG_WAIT_ERR_REMOVED);
-    } else if (g == NULL && c->slots_head == NULL) {
-        /* Nothing of this client's is still on its way to the log that
-         * could create it. */
-        resp_add_error(client_reply(c), "ERR no such placement group");
-    } else if (pg_wait_add(srv->pg_waits, c, argv[1].ptr, argv[1].len,
-                           (uint64_t)timeout) != 0) {
-        resp_add_error(client_reply(c), "ERR out of memory");
+    if (st != WAIT_MISSING && st != WAIT_PENDING) {
+        waitAnswer(client_reply(c), st, err);
+        return;
     }
-    arena_free(&mem);
+    reply_slot *slot = client_slot_new(c);
+    slot->blocking = true;
+    if (st == WAIT_PENDING || c->slots_head != slot) {
+        /* Pending, or one of this client's writes ahead of it may create
+         * it: wait for the change. */
+        waitPark(srv, slot, argv[1].ptr, argv[1].len, (uint64_t)timeout);
+        return;
+    }
+    waitRecheck *w = malloc(sizeof *w);
+    int rc = w == NULL ? RGLUE_ENOMEM : 0;
+    if (w != NULL) {
+        *w = (waitRecheck){.srv = srv,
+                           .slot = slot,
+                           .timeout_ms = (uint64_t)timeout,
+                           .started_ms = server_clock_ms(srv)};
+        memcpy(w->id, argv[1].ptr, PG_ID_LEN);
+        rc = rglue_read(srv->raft, onWaitBarrier, w);
+    }
+    if (rc != 0) {
+        free(w);
+        command_reply_raft_error(&slot->reply, rc);
+        client_slot_done(slot);
+    }
 }
 
 /* ---- reads ---------------------------------------------------------------- */

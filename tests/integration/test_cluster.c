@@ -1371,6 +1371,59 @@ Test(cluster, pg_wait_without_limit_through_a_follower, .timeout = 90)
     cluster_stop_all(&cl);
 }
 
+/* raft_barriers of member @i: -1 if it cannot be read. */
+static long long barriers(int i)
+{
+    char v[32];
+    if (!cluster_info_field(&cl, i, "raft", "raft_barriers", v, sizeof v))
+        return -1;
+    return atoll(v);
+}
+
+/* PG.WAIT for a group the leader has not got answers "no such placement
+ * group" only after a barrier: a leader elected a moment ago applies what
+ * its predecessor committed once an entry of its own term commits, so
+ * without the barrier it could deny a group that exists. Sent directly and
+ * through a follower. */
+Test(cluster, pg_wait_denies_a_group_only_after_a_barrier, .timeout = 60)
+{
+    cluster_start(&cl, 3, "");
+    int leader = settle(30000);
+    int f = (leader + 1) % 3;
+    blob missing = te_pg_id(7, 0);
+    redisContext *c = cluster_connect(&cl, leader);
+    long long before = barriers(leader);
+    cr_assert_geq(before, 0);
+    redisReply *r = CMD(c, S("PG.WAIT"), missing, S("0"));
+    cr_assert(r->type == REDIS_REPLY_ERROR &&
+                  strcmp(r->str, "ERR no such placement group") == 0,
+              "PG.WAIT on the leader: type %d '%s'", r->type, replyStr(r));
+    freeReplyObject(r);
+    cr_assert_geq(barriers(leader), before + 1, "no barrier before the "
+                  "answer");
+    redisContext *fc = cluster_connect(&cl, f);
+    before = barriers(leader);
+    r = CMD(fc, S("PG.WAIT"), missing, S("100"));
+    cr_assert(r->type == REDIS_REPLY_ERROR &&
+                  strcmp(r->str, "ERR no such placement group") == 0,
+              "PG.WAIT through a follower: type %d '%s'", r->type,
+              replyStr(r));
+    freeReplyObject(r);
+    cr_assert_geq(barriers(leader), before + 1);
+    /* A group that exists is answered from the state, as before. */
+    r = CMD(c, S("PG.CREATE"), te_pg((te_pg_spec){.k = 7, .bundles = "CPU=8"}));
+    cr_assert_eq(r->type, REDIS_REPLY_STATUS, "PG.CREATE: '%s'", replyStr(r));
+    freeReplyObject(r);
+    r = CMD(c, S("PG.WAIT"), missing, S("50"));
+    cr_assert_eq(r->type, REDIS_REPLY_NIL, "pending group: type %d '%s'",
+                 r->type, replyStr(r));
+    freeReplyObject(r);
+    redisFree(fc);
+    redisFree(c);
+    te_pool_free();
+    cluster_stop_all(&cl);
+}
+
 /* A whole-cluster shutdown: SIGTERM reaches every member at once (the
  * leader's hand-over target is exiting too); each still exits 0. */
 Test(cluster, sigterm_all_at_once, .timeout = 60)
