@@ -1305,13 +1305,25 @@ Test(cluster, forwarded_read_behind_retried_write_times_out, .timeout = 90)
     cluster_stop_all(&cl);
 }
 
-/* INFO clients' blocked_clients of member @i: -1 if it cannot be read. */
-static long long blockedClients(int i)
+/* The number in INFO @section's @field of member @i: -1 if it cannot be
+ * read. */
+static long long infoNumber(int i, const char *section, const char *field)
 {
     char v[32];
-    if (!cluster_info_field(&cl, i, "clients", "blocked_clients", v, sizeof v))
-        return -1;
+    if (!cluster_info_field(&cl, i, section, field, v, sizeof v)) return -1;
     return atoll(v);
+}
+
+/* INFO clients' blocked_clients of member @i. */
+static long long blockedClients(int i)
+{
+    return infoNumber(i, "clients", "blocked_clients");
+}
+
+/* INFO raft's raft_barriers of member @i. */
+static long long raftBarriers(int i)
+{
+    return infoNumber(i, "raft", "raft_barriers");
 }
 
 /* PG.WAIT without a time limit, sent to a follower, blocks on the leader
@@ -1371,15 +1383,6 @@ Test(cluster, pg_wait_without_limit_through_a_follower, .timeout = 90)
     cluster_stop_all(&cl);
 }
 
-/* raft_barriers of member @i: -1 if it cannot be read. */
-static long long barriers(int i)
-{
-    char v[32];
-    if (!cluster_info_field(&cl, i, "raft", "raft_barriers", v, sizeof v))
-        return -1;
-    return atoll(v);
-}
-
 /* PG.WAIT for a group the leader has not got answers "no such placement
  * group" only after a barrier: a leader elected a moment ago applies what
  * its predecessor committed once an entry of its own term commits, so
@@ -1392,24 +1395,24 @@ Test(cluster, pg_wait_denies_a_group_only_after_a_barrier, .timeout = 60)
     int f = (leader + 1) % 3;
     blob missing = te_pg_id(7, 0);
     redisContext *c = cluster_connect(&cl, leader);
-    long long before = barriers(leader);
+    long long before = raftBarriers(leader);
     cr_assert_geq(before, 0);
     redisReply *r = CMD(c, S("PG.WAIT"), missing, S("0"));
     cr_assert(r->type == REDIS_REPLY_ERROR &&
                   strcmp(r->str, "ERR no such placement group") == 0,
               "PG.WAIT on the leader: type %d '%s'", r->type, replyStr(r));
     freeReplyObject(r);
-    cr_assert_geq(barriers(leader), before + 1, "no barrier before the "
+    cr_assert_geq(raftBarriers(leader), before + 1, "no barrier before the "
                   "answer");
     redisContext *fc = cluster_connect(&cl, f);
-    before = barriers(leader);
+    before = raftBarriers(leader);
     r = CMD(fc, S("PG.WAIT"), missing, S("100"));
     cr_assert(r->type == REDIS_REPLY_ERROR &&
                   strcmp(r->str, "ERR no such placement group") == 0,
               "PG.WAIT through a follower: type %d '%s'", r->type,
               replyStr(r));
     freeReplyObject(r);
-    cr_assert_geq(barriers(leader), before + 1);
+    cr_assert_geq(raftBarriers(leader), before + 1);
     /* A group that exists is answered from the state, as before. */
     r = CMD(c, S("PG.CREATE"), te_pg((te_pg_spec){.k = 7, .bundles = "CPU=8"}));
     cr_assert_eq(r->type, REDIS_REPLY_STATUS, "PG.CREATE: '%s'", replyStr(r));
