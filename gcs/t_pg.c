@@ -913,14 +913,12 @@ static void waitExec(client *c, size_t argc, const resp_arg *argv)
     }
     int err;
     int st = waitState(srv, arg_slice(&argv[1]), &err);
-    if (st == WAIT_MISSING && c->slots_head == NULL &&
-        rglue_can_read_now(srv->raft)) {
-        /* Nothing of this client's is still on its way to the log that
-         * could create it, and this member has applied all there is. */
-        waitAnswer(client_reply(c), st, err);
-        return;
-    }
-    if (st != WAIT_MISSING && st != WAIT_PENDING) {
+    /* A missing group is final when nothing of this client's is still on
+     * its way to the log that could create it and this member has applied
+     * all there is. */
+    if ((st != WAIT_MISSING && st != WAIT_PENDING) ||
+        (st == WAIT_MISSING && c->slots_head == NULL &&
+         rglue_can_read_now(srv->raft))) {
         waitAnswer(client_reply(c), st, err);
         return;
     }

@@ -358,13 +358,22 @@ static const char *eventTable(unsigned table)
     }
 }
 
+/* @msg encoded into @mem; *@len its length. NULL when memory is short. */
+static uint8_t *packIn(arena *mem, const ProtobufCMessage *msg, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = arena_alloc(mem, n > 0 ? n : 1);
+    if (buf != NULL) protobuf_c_message_pack(msg, buf);
+    *len = n;
+    return buf;
+}
+
 int table_save(table_op *op, unsigned table, storage_slice key,
                const ProtobufCMessage *msg)
 {
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = arena_alloc(&op->mem, n > 0 ? n : 1);
+    size_t n;
+    uint8_t *buf = packIn(&op->mem, msg, &n);
     if (buf == NULL) return STORAGE_ENOMEM;
-    protobuf_c_message_pack(msg, buf);
     storage_slice v = {buf, n};
     int rc = storage_table_put(op->txn, table, key, v, NULL);
     const char *name = eventTable(table);
@@ -412,13 +421,10 @@ void *table_decode_arg(arena *mem, const ProtobufCMessageDescriptor *desc,
      * with a redundant varint byte, kept as an unknown field, comes out as a
      * plain 0): a record must survive the round trip to be taken. */
     arena_mark mark = arena_save(mem);
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = arena_alloc(mem, n > 0 ? n : 1);
-    bool ok = buf != NULL;
-    if (ok) {
-        protobuf_c_message_pack(m, buf);
-        ok = protobuf_c_message_unpack(desc, &mem->pb, n, buf) != NULL;
-    }
+    size_t n;
+    uint8_t *buf = packIn(mem, m, &n);
+    bool ok = buf != NULL &&
+              protobuf_c_message_unpack(desc, &mem->pb, n, buf) != NULL;
     arena_restore(mem, mark);
     return ok ? m : NULL;
 }
@@ -610,10 +616,9 @@ void table_reply_record(storage_txn *t, unsigned table, storage_slice key,
 int table_reply_message(arena *mem, const ProtobufCMessage *msg,
                         resp_buf *out)
 {
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = arena_alloc(mem, n > 0 ? n : 1);
+    size_t n;
+    uint8_t *buf = packIn(mem, msg, &n);
     if (buf == NULL) return STORAGE_ENOMEM;
-    protobuf_c_message_pack(msg, buf);
     resp_add_bulk(out, buf, n);
     return 0;
 }
