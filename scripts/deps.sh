@@ -3,7 +3,8 @@
 #
 #   1. missing Debian packages from PACKAGES below (apt-get, only when needed)
 #   2. raft 0.22.1, built from Debian trixie's `raft` source package (bookworm
-#      has no usable raft) into /usr/local, unless pkg-config already finds it.
+#      has no usable raft) with gcsd's patches (scripts/raft-patches/, each
+#      says why) into /usr/local, unless that build is already installed.
 #
 # Idempotent: once everything is in place a run does no apt work and no build.
 # Runs as root, or through sudo when started by another user.
@@ -22,7 +23,7 @@ PACKAGES=(
   libuv1-dev liblmdb-dev lmdb-utils libhiredis-dev
   libprotobuf-c-dev protobuf-c-compiler libcriterion-dev
   redis-tools redis-server python3 python3-redis python3-yaml
-  liblz4-dev autoconf automake libtool dpkg-dev ca-certificates
+  liblz4-dev autoconf automake libtool dpkg-dev ca-certificates patch
   clang iproute2 procps
   libclang-rt-14-dev
 )
@@ -45,6 +46,10 @@ RAFT_SUITE=trixie                  # Debian release that has that source
 RAFT_PREFIX=${GCSD_RAFT_PREFIX:-/usr/local}
 RAFT_PREFIX=${RAFT_PREFIX%/}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+# gcsd's patches to raft, applied in name order; a stamp installed beside
+# the library records which were built in, so a changed set rebuilds.
+RAFT_PATCH_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)/raft-patches
+RAFT_STAMP=$RAFT_PREFIX/share/gcsd/raft-patches.sha256
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'deps.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -195,12 +200,25 @@ raft_runtime_ok() {
   fi
 }
 
+# Digest of the patch set (empty input when there are none).
+raft_patch_digest() {
+  local d
+  d=$(cat "$RAFT_PATCH_DIR"/*.patch 2>/dev/null | sha256sum)
+  echo "${d%% *}"
+}
+
 # Installed raft acceptable? 0.22.1 exactly, or a later 0.22.x (what the
-# fallback below builds if Debian dropped 0.22.1-1).
+# fallback below builds if Debian dropped 0.22.1-1), built with the current
+# patch set.
 raft_installed() {
   local v
   if [ -n "${GCSD_RAFT_PREFIX:-}" ]; then
     [ "$(raft_pkg_config --variable=prefix raft 2>/dev/null)" = "$RAFT_PREFIX" ] || return 1
+  fi
+  if [ "$(cat "$RAFT_STAMP" 2>/dev/null)" != "$(raft_patch_digest)" ]; then
+    raft_pkg_config --exists raft 2>/dev/null &&
+      say "the installed raft was not built with gcsd's current patches (scripts/raft-patches/)"
+    return 1
   fi
   if raft_pkg_config --exact-version="$RAFT_VERSION" raft 2>/dev/null; then
     return 0
@@ -334,6 +352,11 @@ build_raft() {
     [ -f "$srcdir/configure.ac" ] || die "unexpected layout of ${orig#./}"
   fi
   cd "$srcdir"
+  local patch
+  for patch in "$RAFT_PATCH_DIR"/*.patch; do
+    [ -f "$patch" ] || continue
+    run_q "raft: applying ${patch##*/}" patch -p1 --forward --batch -i "$patch"
+  done
   run_q "raft: autoreconf -i" autoreconf -i
   run_q "raft: ./configure --prefix=$RAFT_PREFIX --disable-example --disable-benchmark" \
     ./configure --prefix="$RAFT_PREFIX" --disable-example --disable-benchmark
@@ -344,6 +367,8 @@ build_raft() {
   while [ ! -e "$p" ]; do p=$(dirname "$p"); done
   [ -w "$p" ] || inst=("${SUDO[@]}")
   run_q "raft: make install" "${inst[@]}" make install
+  "${inst[@]}" mkdir -p "${RAFT_STAMP%/*}"
+  raft_patch_digest | "${inst[@]}" tee "$RAFT_STAMP" >/dev/null
   if raft_system_prefix; then
     run_q "ldconfig" "${SUDO[@]}" "$(ldconfig_bin)"
   fi
