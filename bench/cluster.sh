@@ -11,12 +11,15 @@
 #   then a table of ops/s with ratios against redis and against etcd, and
 #   4. failover: kill -9 the gcsd leader while a writer writes through a
 #      follower, time from the kill to the first acknowledged write sent after
-#      it; FAILOVERS rounds (default 10), median and max.
+#      it; FAILOVERS rounds (default 10), median and max; then the same with
+#      the leader cut off by a partition (RAFT.CUT, no connection reset),
+#      PARTITIONS rounds (default 10).
 # Each system runs alone: the previous one is stopped before the next starts.
 # All data directories are under one temp dir on disk (not tmpfs).
 #
 # Usage: bench/cluster.sh [requests-per-test]   (default 100000)
 # Env:   GCSD_BIN (default build/gcs/gcsd), FAILOVERS (default 10),
+#        ONLY_FAILOVER=1 to run part 4 alone (no throughput runs, no etcd),
 #        KEEP_LOGS=DIR to copy the servers' logs there before cleanup,
 #        GCSD_ARGS="..." extra options for every gcsd (e.g. --election-timeout 500).
 # Needs: gcsd built, redis-server + redis-benchmark + redis-cli, etcd + etcdctl,
@@ -76,7 +79,7 @@ die() { echo "error: $*" >&2; exit 1; }
 for t in redis-server redis-benchmark redis-cli; do
   command -v $t >/dev/null || die "$t missing (apt-get install redis-server redis-tools)"
 done
-command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
+[ "${ONLY_FAILOVER:-0}" = 1 ] || { command -v etcd >/dev/null && command -v etcdctl >/dev/null; } ||
   die "etcd missing (apt-get install etcd-server etcd-client)"
 $PY -c 'import redis' 2>/dev/null || die "$PY lacks the redis module (apt-get install python3-redis)"
 # Run a private copy, so that a rebuild of the tree during the run does not
@@ -228,6 +231,7 @@ echo "# $GCSD_DESC"
 echo "# temp dir $WORK ($fstype)${GCSD_ARGS:+, gcsd options: $GCSD_ARGS}"
 cpu_begin; sleep 1; cpu_end
 echo "# machine busy before the start (other processes): ${CPU##* } of $NCPU cores"
+if [ "${ONLY_FAILOVER:-0}" != 1 ]; then
 echo "== gcsd, 3 members"
 for i in 1 2 3; do start_member "$i"; done
 for i in 1 2 3; do wait_port "${GPORT[$i]}"; done
@@ -355,19 +359,23 @@ echo "(vs redis: against the same command on durable redis; vs etcd: writes agai
 echo " etcd put, reads against etcd linearizable range; '-' where etcd was not run"
 echo " pipelined. CPU in cores (of $NCPU): the servers', the load generator's, and the rest"
 echo " of the machine's busy time; a large 'other' means something else was running.)"
+fi # ONLY_FAILOVER
 
 # ---- failover ---------------------------------------------------------------
 cat >"$WORK/failover.py" <<'PY'
 """One failover round: a writer INCRs a counter through a surviving member;
-after 0.5 s the leader is killed (SIGKILL); a probe then sends SETs through
-the same member, retrying at once (2 ms pause) on any error, until one is
-acknowledged. Prints: ms from the kill to that ack, probe errors, the
-writer's acked INCRs, its errors and its longest gap between two acks, and
-the first error seen."""
+after 0.5 s the leader is killed (SIGKILL), or, with "cut", cut off from the
+others by RAFT.CUT on every member (a partition: no connection resets); a
+probe then sends SETs through the same member, retrying at once (2 ms
+pause) on any error, until one is acknowledged. Prints: ms from the kill
+(cut) to that ack, probe errors, the writer's acked INCRs, its errors and
+its longest gap between two acks, and the first error seen.
+Args: leader-pid port [cut leader-id leader-port id:port ...]"""
 import os, signal, sys, threading, time
 import redis
 
 leader_pid, port = int(sys.argv[1]), int(sys.argv[2])
+cut = len(sys.argv) > 3 and sys.argv[3] == "cut"
 stop = threading.Event()
 w = {"acks": 0, "errors": 0, "gap": 0.0, "err": ""}
 
@@ -396,8 +404,18 @@ if w["acks"] == 0:
     sys.exit(1)
 probe = redis.Redis(port=port, socket_timeout=10, socket_connect_timeout=2)
 probe.ping()
-t_kill = time.monotonic()
-os.kill(leader_pid, signal.SIGKILL)
+if cut:
+    lid, lport = sys.argv[4], int(sys.argv[5])
+    others = [a.split(":") for a in sys.argv[6:]]
+    conns = [redis.Redis(port=int(p), socket_timeout=5) for _, p in others]
+    lconn = redis.Redis(port=lport, socket_timeout=5)
+    t_kill = time.monotonic()
+    lconn.execute_command("RAFT.CUT", *[i for i, _ in others])
+    for c in conns:
+        c.execute_command("RAFT.CUT", lid)
+else:
+    t_kill = time.monotonic()
+    os.kill(leader_pid, signal.SIGKILL)
 errs, first = 0, ""
 while True:
     try:
@@ -453,4 +471,34 @@ printf '%s\n' "${FO[@]}" | sort -n | awk '{a[NR] = $1} END {
   printf "failover (kill -9 leader -> first acknowledged write), %d rounds: median %.0f ms, min %d ms, max %d ms\n", NR, m, a[1], a[NR]
 }'
 stop_gcsd
+
+# A leader cut off by a partition: no connection is reset, so the followers
+# notice only when their election timers fire (1-2 election timeouts).
+PARTITIONS=${PARTITIONS:-10}
+echo
+echo "== gcsd partitioned leader: RAFT.CUT between the leader and the others, $PARTITIONS rounds"
+GCSD_ARGS_SAVED=${GCSD_ARGS:-}
+GCSD_ARGS="$GCSD_ARGS_SAVED --enable-test-commands"
+for i in 1 2 3; do start_member "$i"; done
+for i in 1 2 3; do wait_port "${GPORT[$i]}"; done
+for i in 1 2 3; do wait_caught_up "$i"; done
+PO=()
+printf '  %5s %6s %9s %10s %12s %13s %14s  %s\n' round cut "via" "failover" "probe errs" "writer acks" "writer maxgap" "first error"
+for r in $(seq 1 "$PARTITIONS"); do
+  L=$(leader_id) || die "no gcsd leader before partition round $r"
+  S=$(( L % 3 + 1 )); O=$(( S % 3 + 1 ))
+  out=$($PY "$WORK/failover.py" "${PID[gcsd$L]}" "${GPORT[$S]}" cut "$L" "${GPORT[$L]}" \
+        "$S:${GPORT[$S]}" "$O:${GPORT[$O]}") || die "partition round $r failed"
+  read -r ms perrs acks werrs gap first <<<"$out"
+  PO+=("$ms")
+  printf '  %5s %6s %9s %8s ms %12s %13s %11s ms  %s\n' "$r" "$L" "member $S" "$ms" "$perrs" "$acks" "$gap" "$first"
+  for i in 1 2 3; do redis-cli -p "${GPORT[$i]}" RAFT.CUT >/dev/null; done
+  for i in 1 2 3; do wait_caught_up "$i"; done
+done
+printf '%s\n' "${PO[@]}" | sort -n | awk '{a[NR] = $1} END {
+  m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+  printf "partitioned leader (cut -> first acknowledged write), %d rounds: median %.0f ms, min %d ms, max %d ms\n", NR, m, a[1], a[NR]
+}'
+stop_gcsd
+GCSD_ARGS=$GCSD_ARGS_SAVED
 grep -hE 'WARN|ERR|# |panic|assert' "$WORK"/gcsd*.log 2>/dev/null | head -20 | sed 's/^/  gcsd log: /' || true

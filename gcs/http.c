@@ -203,6 +203,9 @@ static void metrics(server *srv, resp_buf *b)
            "Read barriers issued.", st.barriers);
     metric(b, "gcsd_raft_leader_changes_total", "counter",
            "Times this member saw the leader change.", st.leader_changes);
+    metric(b, "gcsd_raft_leader_resets_total", "counter",
+           "Times this member's connection to the leader was reset and it "
+           "stood for election at once.", st.leader_resets);
     histogram(b, "gcsd_raft_commit_duration_seconds",
               "On the leader: log entry formed until applied.", &st.commit_us);
     histogram(b, "gcsd_apply_duration_seconds",

@@ -643,6 +643,8 @@ static void infoSection(client *c, const char *name, resp_buf *b)
         infoLine(b, "raft_entries_proposed:%" PRIu64, st.entries_proposed);
         infoLine(b, "raft_commands_proposed:%" PRIu64, st.commands_proposed);
         infoLine(b, "raft_barriers:%" PRIu64, st.barriers);
+        infoLine(b, "raft_leader_changes:%" PRIu64, st.leader_changes);
+        infoLine(b, "raft_leader_resets:%" PRIu64, st.leader_resets);
         infoLine(b, "raft_snapshots:%" PRIu64, st.snapshots_taken);
         infoLine(b, "raft_snapshots_installed:%" PRIu64,
                  st.snapshots_installed);

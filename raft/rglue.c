@@ -267,6 +267,13 @@ struct rglue {
     uv_timer_t delay_timer;
     size_t n_cut;
     unsigned cut_dirs;      /* RGLUE_CUT_* of that list */
+    /* Fast failover: a reset connection to the leader (its process died)
+     * makes this follower forget it and campaign (onPeerLost). */
+    uv_timer_t campaign_timer;
+    raft_id lost_leader;      /* whose connection was reset */
+    unsigned campaign_tries;  /* left before the election timer takes over */
+    uint64_t campaign_at;     /* loop time to campaign at (by rank) */
+    uint64_t leader_resets;   /* times that happened */
     struct raft_transfer fail_transfer; /* lives as long as raft */
     struct rg_transfer_req *transfer_retry; /* timed out; asked again by the pump */
 };
@@ -671,7 +678,8 @@ static void beginClose(rglue *g)
         uv_close((uv_handle_t *)&g->idle, handleClosed);
         uv_close((uv_handle_t *)&g->prepare, handleClosed);
         uv_close((uv_handle_t *)&g->delay_timer, handleClosed);
-        g->handles_open = 3;
+        uv_close((uv_handle_t *)&g->campaign_timer, handleClosed);
+        g->handles_open = 4;
     }
 }
 
@@ -760,6 +768,89 @@ static void pump(rglue *g)
     }
     flush(g);
     maybeBarrier(g);
+}
+
+/* ---- fast failover ---------------------------------------------------------
+ *
+ * A leader killed outright leaves its followers' connections to it reset at
+ * once, while raft 0.22.1 lets each follower believe in it (and refuse every
+ * vote) until its own randomized election timer fires, 1 to 2 election
+ * timeouts later. raft_leader_lost() (gcsd's patch to raft) makes a follower
+ * forget that leader; the survivors then campaign one after the other, by
+ * rank among the voters, CAMPAIGN_STAGGER_MS apart, so that they do not split
+ * their votes, the first after CAMPAIGN_BASE_MS, by when the others have
+ * seen the reset too and forgotten the leader (else they refuse its vote):
+ * the first usually wins within a round trip, and if its log is behind, the
+ * next one, which has voted for nobody, wins shortly after.
+ * Pre-vote stays on, so a connection reset while the leader is alive deposes
+ * nobody: the other voters still follow it and refuse, and its next
+ * heartbeat restores our view. */
+#define CAMPAIGN_BASE_MS 15 /* for the other survivors to see the reset */
+#define CAMPAIGN_STAGGER_MS 60
+#define CAMPAIGN_RETRY_MS 20
+#define CAMPAIGN_TRIES 10
+
+/* How many voters other than @lost campaign before this member does. */
+static unsigned campaignRank(const rglue *g, raft_id lost)
+{
+    const struct raft_configuration *c = &g->raft.configuration;
+    unsigned rank = 0;
+    for (unsigned i = 0; i < c->n; i++) {
+        const struct raft_server *s = &c->servers[i];
+        if (s->role == RAFT_VOTER && s->id != lost && s->id < g->raft.id)
+            rank++;
+    }
+    return rank;
+}
+
+/* Runs from the campaign timer, never inside raft_uv's stream callbacks:
+ * first forgets the lost leader (so that this member grants votes at once),
+ * then, at campaign_at, starts an election. */
+static void campaignCb(uv_timer_t *t)
+{
+    rglue *g = t->data;
+    if (g->raft_closing || g->stop_requested) return;
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&g->raft, &leader, &address);
+    if (raft_state(&g->raft) != RAFT_FOLLOWER) return; /* campaigning */
+    if (leader != 0 && leader == g->lost_leader) {
+        if (raft_leader_lost(&g->raft, g->lost_leader, false) != 0) return;
+        leader = 0;
+        kick(g);
+    }
+    /* A leader is known again: the lost one was alive, or another won. */
+    if (leader != 0) return;
+    uint64_t now = uv_now(g->loop);
+    if (now < g->campaign_at) {
+        uv_timer_start(&g->campaign_timer, campaignCb, g->campaign_at - now,
+                       0);
+        return;
+    }
+    if (raft_leader_lost(&g->raft, g->lost_leader, true) != 0) return;
+    kick(g);
+    /* Still a follower: raft held the election back (entries still being
+     * persisted, a snapshot being installed); ask again shortly. */
+    if (raft_state(&g->raft) == RAFT_FOLLOWER && --g->campaign_tries > 0) {
+        uv_timer_start(&g->campaign_timer, campaignCb, CAMPAIGN_RETRY_MS, 0);
+    }
+}
+
+/* raft_uv saw member @id close or reset our connection to it. */
+static void onPeerLost(struct raft_io *io, raft_id id)
+{
+    rglue *g = RG_CONTAINER_OF(io, rglue, io);
+    if (!g->handles_ready || g->raft_closing || g->stop_requested) return;
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&g->raft, &leader, &address);
+    if (raft_state(&g->raft) != RAFT_FOLLOWER || leader != id) return;
+    g->leader_resets++;
+    g->lost_leader = id;
+    g->campaign_tries = CAMPAIGN_TRIES;
+    g->campaign_at = uv_now(g->loop) + CAMPAIGN_BASE_MS +
+                     (uint64_t)campaignRank(g, id) * CAMPAIGN_STAGGER_MS;
+    uv_timer_start(&g->campaign_timer, campaignCb, 0, 0);
 }
 
 static void prepareCb(uv_prepare_t *h)
@@ -1647,9 +1738,12 @@ int rglue_start(const rglue_config *cfg, const rglue_fsm *fsm, rglue **out,
     uv_prepare_init(g->loop, &g->prepare);
     uv_idle_init(g->loop, &g->idle);
     uv_timer_init(g->loop, &g->delay_timer);
+    uv_timer_init(g->loop, &g->campaign_timer);
     g->prepare.data = g;
     g->idle.data = g;
     g->delay_timer.data = g;
+    g->campaign_timer.data = g;
+    raft_uv_set_peer_lost_cb(&g->io, onPeerLost);
     uv_prepare_start(&g->prepare, prepareCb);
     g->handles_ready = true;
     kick(g); /* first pump: report the role, fail-stop found in start */
@@ -1757,6 +1851,7 @@ void rglue_get_status(rglue *g, rglue_status *st)
     st->snapshot_install_us = g->snapshot_install_us;
     st->barriers = g->barriers;
     st->leader_changes = g->leader_changes;
+    st->leader_resets = g->leader_resets;
     st->commit_us = g->commit_us;
     st->failed = g->failed;
     snprintf(st->failure, sizeof st->failure, "%s", g->failure);

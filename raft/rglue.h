@@ -266,6 +266,9 @@ typedef struct rglue_status {
     rglue_histogram snapshot_install_us;
     uint64_t barriers;
     uint64_t leader_changes;   /* times the known leader changed */
+    /* times the connection to the leader was reset (its process died) and
+     * this member forgot it at once (fast failover) */
+    uint64_t leader_resets;
     rglue_histogram commit_us; /* leader: entry formed -> applied */
     bool failed;            /* fail-stopped */
     char failure[256];
