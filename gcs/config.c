@@ -76,7 +76,8 @@ static const option_doc docs[] = {
     {OPT_REDIRECT, "redirect", "GCSD_REDIRECT", NULL,
      "followers answer -MOVED to the leader instead of forwarding"},
     {OPT_LEADER_WAIT, "leader-wait-ms", "GCSD_LEADER_WAIT_MS", "MS",
-     "how long a command waits for a leader before -TRYAGAIN (default 3000)"},
+     "how long a command waits for a leader before -TRYAGAIN (default 60000; "
+     "a write whose outcome is unknown waits up to 4 minutes)"},
     {OPT_HTTP_PORT, "http-port", "GCSD_HTTP_PORT", "N",
      "serve /livez, /readyz and /metrics over HTTP on the bind address "
      "(default 0: off)"},
@@ -374,7 +375,7 @@ static void setDefaults(config *cfg)
     cfg->heartbeat_timeout_ms = 100;
     cfg->snapshot_threshold = 4096;
     cfg->snapshot_trailing = 8192;
-    cfg->leader_wait_ms = 3000;
+    cfg->leader_wait_ms = 60000;
     /* Ray's health_check_period_ms and health_check_failure_threshold. */
     cfg->health_check_period_ms = 3000;
     cfg->health_check_failure_threshold = 5;

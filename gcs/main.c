@@ -35,7 +35,8 @@ typedef struct app {
     node_health *health;  /* the leader's heartbeat watch */
     pg_wait *waits;       /* clients blocked in PG.WAIT */
     uv_signal_t sigterm, sigint;
-    bool stopping;
+    bool stopping;  /* draining clients (shutdownApp) */
+    bool closed;    /* closing the server (closeApp) */
     bool transferring;   /* SIGTERM on a leader: handing leadership over */
     uv_timer_t transfer_timer; /* bounds that wait */
     uv_timer_t announce_timer; /* keeps our entry in the member directory */
@@ -93,14 +94,37 @@ static void onServerClosed(server *srv)
     else onRaftStopped(a);
 }
 
-static void shutdownApp(app *a)
+/* How long a stopping member keeps answering what its clients already sent
+ * (their reads stopped), well within Kubernetes' 30 s grace period. */
+#define DRAIN_MS 5000
+
+static void closeApp(app *a)
 {
-    if (a->stopping) return;
-    a->stopping = true;
+    if (a->closed) return;
+    a->closed = true;
     log_notice("shutting down");
     http_close(a->http);
     a->http = NULL;
     server_close(&a->srv, onServerClosed);
+}
+
+static void onDrained(server *srv)
+{
+    closeApp((app *)((char *)srv - offsetof(app, srv)));
+}
+
+/* Stop taking requests, answer those already taken, then close. A second
+ * signal while draining closes at once. */
+static void shutdownApp(app *a)
+{
+    if (a->closed) return;
+    if (a->stopping) {
+        closeApp(a);
+        return;
+    }
+    a->stopping = true;
+    log_notice("answering what clients already sent, then shutting down");
+    server_drain(&a->srv, DRAIN_MS, onDrained);
 }
 
 static void onTransferTimeout(uv_timer_t *t)
@@ -137,9 +161,14 @@ static void onShutdownCommand(server *srv)
 
 static void stopGracefully(app *a)
 {
+    /* A second signal waits for nothing (transfer, drain). */
+    if (a->stopping || a->transferring) {
+        closeApp(a);
+        return;
+    }
     /* A leader hands over first, so the others need not wait an election
-     * timeout; a second signal does not wait for that. */
-    if (!a->stopping && !a->transferring && a->raft != NULL &&
+     * timeout. */
+    if (a->raft != NULL &&
         rglue_role(a->raft, NULL) == RGLUE_ROLE_LEADER &&
         rglue_voters(a->raft) > 1) {
         int rc = rglue_transfer(a->raft, 0, onTransferred, a);

@@ -18,9 +18,14 @@
 #define POOL_SIZE 4
 #define TICK_MS 10
 #define RECONNECT_MS 50
-/* A write whose outcome is unknown keeps trying this many times the normal
- * wait: giving up leaves the client not knowing whether it was applied. */
-#define UNKNOWN_WAIT_FACTOR 4
+/* A write whose outcome is unknown keeps being retried under its request id
+ * for this long, whatever --leader-wait-ms says: giving up leaves the client
+ * not knowing whether it was applied (its connection is closed), so it waits
+ * as long as is safe. The bound stays below the state machine's 5-minute
+ * de-duplication window (fsm.c), past which a retry could no longer be
+ * recognised as one and would apply twice; the minute in between absorbs
+ * wall-clock skew between the old and the new leader. */
+#define UNKNOWN_WAIT_MS (4 * 60 * 1000)
 
 typedef struct fwd_req fwd_req;
 struct fwd_req {
@@ -140,6 +145,15 @@ static void reqAbort(fwd_req *r, const char *why)
     free(r);
 }
 
+/* An attempt of @r may have reached the log: from now on it waits for a
+ * leader to tell the outcome, up to UNKNOWN_WAIT_MS from the first time. */
+static void markUnknown(fwd_req *r)
+{
+    if (r->unknown) return;
+    r->unknown = true;
+    r->deadline = nowMs(r->p) + UNKNOWN_WAIT_MS;
+}
+
 /* Another attempt later, in order, ahead of everything waiting. */
 static void reqRetry(fwd_req *r, bool unknown)
 {
@@ -149,11 +163,7 @@ static void reqRetry(fwd_req *r, bool unknown)
                     "was in flight; its outcome is unknown");
         return;
     }
-    if (unknown && !r->unknown) {
-        r->unknown = true;
-        r->deadline = nowMs(p) + (int64_t)p->srv->cfg->leader_wait_ms *
-                                    UNKNOWN_WAIT_FACTOR;
-    }
+    if (unknown) markUnknown(r);
     p->stats.retried++;
     listPush(&p->retry, r);
 }
@@ -294,20 +304,19 @@ static void upReset(upstream *u, const char *why)
             continue;
         }
         /* It may have run: a write's outcome is now unknown. */
+        bool unknown = !(r->flags & PROXY_IDEMPOTENT);
         if (p->closing) {
-            reqFail(r, "TRYAGAIN server is shutting down");
+            /* An error would claim "not applied". */
+            if (unknown) reqAbort(r, "shutting down while a forwarded "
+                                     "write's outcome is unknown");
+            else reqFail(r, "TRYAGAIN server is shutting down");
             continue;
         }
-        bool unknown = !(r->flags & PROXY_IDEMPOTENT);
         if (unknown && !(r->flags & PROXY_RETRY_SAFE)) {
             reqRetry(r, true); /* fails it */
             continue;
         }
-        if (unknown && !r->unknown) {
-            r->unknown = true;
-            r->deadline = nowMs(p) + (int64_t)p->srv->cfg->leader_wait_ms *
-                                        UNKNOWN_WAIT_FACTOR;
-        }
+        if (unknown) markUnknown(r);
         p->stats.retried++;
         listPush(&again, r);
     }
@@ -461,12 +470,7 @@ static void onUpRead(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
              * both are safe to retry under the same request id. */
             bool unknown = strstr(rep->str, "unknown") != NULL;
             if (!unknown || (r->flags & PROXY_RETRY_SAFE)) {
-                if (unknown && !r->unknown) {
-                    r->unknown = true;
-                    r->deadline = nowMs(p) +
-                                  (int64_t)p->srv->cfg->leader_wait_ms *
-                                      UNKNOWN_WAIT_FACTOR;
-                }
+                if (unknown) markUnknown(r);
                 p->stats.retried++;
                 listPush(&again, r);
                 freeReplyObject(reply);
@@ -683,18 +687,25 @@ static const char *leaderAddress(proxy *p, uint64_t leader)
     return p->leader_addr;
 }
 
+/* @r waited past its deadline: refuse it, or close its client's connection
+ * when an earlier attempt's outcome is still unknown. */
+static void reqExpire(fwd_req *r)
+{
+    r->p->stats.timed_out++;
+    if (r->unknown && !(r->flags & PROXY_IDEMPOTENT)) {
+        reqAbort(r, "no leader confirmed the outcome of a write in time; "
+                    "it may or may not be applied");
+    } else {
+        reqFail(r, "TRYAGAIN no raft leader is available right now; "
+                   "retry shortly");
+    }
+}
+
 static int routeOne(proxy *p, fwd_req *r)
 {
     server *srv = p->srv;
     if (nowMs(p) >= r->deadline) {
-        p->stats.timed_out++;
-        if (r->unknown && !(r->flags & PROXY_IDEMPOTENT)) {
-            reqAbort(r, "no leader confirmed the outcome of a write in time; "
-                        "it may or may not be applied");
-        } else {
-            reqFail(r, "TRYAGAIN no raft leader is available right now; "
-                       "retry shortly");
-        }
+        reqExpire(r);
         return ROUTED;
     }
     uint64_t leader = 0;
@@ -768,6 +779,28 @@ static int routeOne(proxy *p, fwd_req *r)
     return ROUTED;
 }
 
+/* Refuse what waits behind the head of the queue past its own deadline: a
+ * write held for its unknown outcome (which may wait minutes) must not hold
+ * other requests beyond theirs. Their replies still leave in each client's
+ * order (reply slots), and a refused request was never sent anywhere. */
+static void expireBehind(proxy *p)
+{
+    int64_t now = nowMs(p);
+    fwd_req *prev = p->waiting.head;
+    if (prev == NULL) return;
+    for (fwd_req *r = prev->next, *next; r != NULL; r = next) {
+        next = r->next;
+        if (now < r->deadline) {
+            prev = r;
+            continue;
+        }
+        prev->next = next;
+        if (p->waiting.tail == r) p->waiting.tail = prev;
+        r->next = NULL;
+        reqExpire(r);
+    }
+}
+
 static void drain(proxy *p)
 {
     listPrepend(&p->waiting, &p->retry);
@@ -779,6 +812,7 @@ static void drain(proxy *p)
             r->next = p->waiting.head;
             p->waiting.head = r;
             if (p->waiting.tail == NULL) p->waiting.tail = r;
+            expireBehind(p);
             break;
         }
         /* Routing may have queued retries (a reset connection). */
@@ -787,7 +821,7 @@ static void drain(proxy *p)
 }
 
 /* Whether a request sent on @u is past its deadline. Any, not just the
- * oldest: a retried write may wait longer (UNKNOWN_WAIT_FACTOR) than a read
+ * oldest: a retried write may wait longer (UNKNOWN_WAIT_MS) than a read
  * sent behind it, and the leader answers in order. */
 static bool overdue(const upstream *u, int64_t now)
 {

@@ -356,7 +356,7 @@ static void clientUpdateReading(client *c)
 {
     if (c->flags & CLIENT_CLOSING) return;
     bool want = !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_EOF)) &&
-                !clientOutputFull(c);
+                !clientOutputFull(c) && !c->srv->draining;
     if (want && !(c->flags & CLIENT_READING)) {
         if (uv_read_start((uv_stream_t *)&c->tcp, onAlloc, onRead) == 0) {
             c->flags |= CLIENT_READING;
@@ -531,7 +531,7 @@ static void onConnection(uv_stream_t *listener, int status)
 
     /* Refusals are written like any reply, then the connection closes. */
     const char *refusal = NULL;
-    if (srv->stopping) {
+    if (srv->stopping || srv->draining) {
         refusal = "-ERR server is shutting down\r\n";
     } else if (srv->n_clients > srv->cfg->maxclients) {
         refusal = "-ERR max number of clients reached\r\n";
@@ -586,11 +586,46 @@ int server_start(server *srv, uv_loop_t *loop, const config *cfg,
     uv_prepare_init(loop, &srv->before_sleep);
     srv->before_sleep.data = srv;
     uv_prepare_start(&srv->before_sleep, onBeforeSleep);
+    uv_timer_init(loop, &srv->drain_timer);
+    srv->drain_timer.data = srv;
     return 0;
 err:
     snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->bind, cfg->port,
              uv_strerror(rc));
     return -1;
+}
+
+/* Whether any client still waits for a reply or has output to write. */
+static bool drainPending(const server *srv)
+{
+    for (const client *c = srv->clients; c != NULL; c = c->next) {
+        if (c->flags & CLIENT_CLOSING) continue;
+        if (c->n_slots > 0 || c->out.len > 0 || c->sending.len > 0)
+            return true;
+    }
+    return false;
+}
+
+static void onDrainTick(uv_timer_t *t)
+{
+    server *srv = t->data;
+    if (srv->drain_cb == NULL) return;
+    if (drainPending(srv) && server_clock_ms(srv) < srv->drain_until) return;
+    uv_timer_stop(t);
+    void (*cb)(server *) = srv->drain_cb;
+    srv->drain_cb = NULL;
+    cb(srv);
+}
+
+void server_drain(server *srv, uint64_t max_ms, void (*cb)(server *srv))
+{
+    srv->draining = true;
+    srv->drain_cb = cb;
+    srv->drain_until = server_clock_ms(srv) + (int64_t)max_ms;
+    for (client *c = srv->clients; c != NULL; c = c->next) {
+        clientUpdateReading(c);
+    }
+    uv_timer_start(&srv->drain_timer, onDrainTick, 0, 10);
 }
 
 static void onServerHandleClosed(uv_handle_t *h)
@@ -611,7 +646,9 @@ void server_close(server *srv, void (*cb)(server *srv))
     /* Give clients what they were already sent, then hang up. */
     serverFlush(srv);
     while (srv->clients != NULL) clientClose(srv->clients);
-    srv->closing_handles = 2;
+    srv->drain_cb = NULL;
+    srv->closing_handles = 3;
     uv_close((uv_handle_t *)&srv->listener, onServerHandleClosed);
     uv_close((uv_handle_t *)&srv->before_sleep, onServerHandleClosed);
+    uv_close((uv_handle_t *)&srv->drain_timer, onServerHandleClosed);
 }

@@ -129,11 +129,24 @@ struct server {
     int64_t start_ms;
     char run_id[41];
     bool stopping;
+    bool draining;           /* server_drain: no input taken any more */
+    uv_timer_t drain_timer;
+    int64_t drain_until;     /* server_clock_ms */
+    void (*drain_cb)(server *srv);
     int closing_handles;
     void (*close_cb)(server *srv);
     /* SHUTDOWN: stop the process as on SIGTERM (set by main). */
     void (*shutdown_cb)(server *srv);
 };
+
+/* Before server_close on a graceful stop: new connections are refused and
+ * no client is read any more, while the replies to what clients already
+ * sent still come (a forwarded write is answered by the leader, a write in
+ * the log is applied). @cb runs once no client waits for a reply and all
+ * output is written, or after @max_ms; then call server_close. A client cut
+ * off mid-request would otherwise not know whether its write was applied
+ * (and a Ray head re-sending it would apply an INCRBY twice). */
+void server_drain(server *srv, uint64_t max_ms, void (*cb)(server *srv));
 
 /* Start listening on cfg->bind:cfg->port. @srv is caller-owned and must stay
  * valid until server_close's callback. */
