@@ -8,7 +8,9 @@
 #      tool if installed, else bench/etcd_load.py (HTTP/JSON gateway);
 #   3. one durable redis-server (appendonly yes, appendfsync always): SET and
 #      GET at -c 50, with and without -P 16;
-#   then a table of ops/s with ratios against redis and against etcd, and
+#   then a table of ops/s with ratios against redis and against etcd, the
+#   write latency (SET -c 50: p50, p99, p99.9, max) of the gcsd leader, a
+#   follower and durable redis, and
 #   4. failover: kill -9 the gcsd leader while a writer writes through a
 #      follower, time from the kill to the first acknowledged write sent after
 #      it; FAILOVERS rounds (default 10), median and max; then the same with
@@ -26,6 +28,7 @@
 #        /usr/bin/python3 with the redis module (python3-redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/latency_lib.sh
 
 N=${1:-100000}
 FAILOVERS=${FAILOVERS:-10}
@@ -249,6 +252,8 @@ rb_test "gcsd GET"              "$LP" "redis GET"       "etcd range" gpids -- -t
 rb_test "gcsd SET -P 16"        "$LP" "redis SET -P 16" ""           gpids -- -t set -P 16
 rb_test "gcsd GET -P 16"        "$LP" "redis GET -P 16" ""           gpids -- -t get -P 16
 rb_test "gcsd SET via follower" "$FP" "redis SET"       "etcd put"   gpids -- -t set
+LAT_GCSD=$(latency_run "$LP" "$N" set)
+LAT_GCSD_F=$(latency_run "$FP" "$N" set)
 [ "$(field "$LP" role)" = leader ] || echo "# note: leadership moved during the gcsd runs" >&2
 for i in 1 2 3; do lid=$(field "${GPORT[$i]}" leader_id); [ "$lid" = "$L" ] ||
   echo "# note: member $i reports leader '$lid' after the runs" >&2; done
@@ -339,6 +344,7 @@ rb_test "redis SET"       "$RPORT" "redis SET"       "etcd put"   rpids -- -t se
 rb_test "redis GET"       "$RPORT" "redis GET"       "etcd range" rpids -- -t get
 rb_test "redis SET -P 16" "$RPORT" "redis SET -P 16" ""           rpids -- -t set -P 16
 rb_test "redis GET -P 16" "$RPORT" "redis GET -P 16" ""           rpids -- -t get -P 16
+LAT_REDIS=$(latency_run "$RPORT" "$N" set)
 stop_pid redis
 
 # ---- table ------------------------------------------------------------------
@@ -359,6 +365,11 @@ echo "(vs redis: against the same command on durable redis; vs etcd: writes agai
 echo " etcd put, reads against etcd linearizable range; '-' where etcd was not run"
 echo " pipelined. CPU in cores (of $NCPU): the servers', the load generator's, and the rest"
 echo " of the machine's busy time; a large 'other' means something else was running.)"
+echo
+latency_header "write latency (SET, -c 50)"
+latency_row "gcsd leader" "$LAT_GCSD"
+latency_row "gcsd via follower" "$LAT_GCSD_F"
+latency_row "durable redis" "$LAT_REDIS"
 fi # ONLY_FAILOVER
 
 # ---- failover ---------------------------------------------------------------

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Single-node throughput: gcsd against a durable redis-server (appendonly yes,
 # appendfsync always), same machine, same redis-benchmark runs, one after the
-# other. Prints each figure and the ratio gcsd / redis.
+# other. Prints each figure and the ratio gcsd / redis, then the write
+# latency of each (SET and INCR at -c 50: p50, p99, p99.9 and max, from
+# redis-benchmark's percentile distribution).
 #
 # Usage: bench/single_node.sh [requests-per-test]   (default 200000)
 # Needs: a built gcsd (build/gcs/gcsd), redis-server, redis-benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/latency_lib.sh
 
 N=${1:-200000}
 GCSD=${GCSD_BIN:-build/gcs/gcsd}
@@ -64,4 +67,11 @@ for pipeline in 1 16; do
     awk -v l="$label" -v g="$rps" -v r="$rr" \
       'BEGIN {printf "%-28s %14.0f %14.0f %7.2fx\n", l, g, r, (r > 0 ? g / r : 0)}'
   done <<<"$g"
+done
+
+echo
+latency_header "write latency (-c 50)"
+for t in set incr; do
+  latency_row "gcsd $t" "$(latency_run "$GPORT" "$N" "$t")"
+  latency_row "durable redis $t" "$(latency_run "$RPORT" "$N" "$t")"
 done

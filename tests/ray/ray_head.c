@@ -33,30 +33,33 @@ static void pauseMs(int ms)
     }
 }
 
-static void note(char *dst, size_t len, const char *fmt, va_list ap)
+/* Count one more of a kind of point; the first one's reason is kept. */
+static void record(atomic_int *count, char *why, size_t len, const char *fmt,
+                   va_list ap)
 {
-    vsnprintf(dst, len, fmt, ap);
+    if (atomic_fetch_add(count, 1) == 0) vsnprintf(why, len, fmt, ap);
 }
 
-/* A crash point: the first is kept; the head stops there. */
+/* A crash point: the head stops there. */
+static void fatal(ray_head *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void fatal(ray_head *h, const char *fmt, ...)
 {
-    if (atomic_fetch_add(&h->fatal, 1) == 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        note(h->fatal_why, sizeof h->fatal_why, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    record(&h->fatal, h->fatal_why, sizeof h->fatal_why, fmt, ap);
+    va_end(ap);
 }
 
+/* A mis-step: a wrong value or a skipped id, not a crash. */
+static void misstep(ray_head *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void misstep(ray_head *h, const char *fmt, ...)
 {
-    if (atomic_fetch_add(&h->missteps, 1) == 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        note(h->misstep_why, sizeof h->misstep_why, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    record(&h->missteps, h->misstep_why, sizeof h->misstep_why, fmt, ap);
+    va_end(ap);
 }
 
 static const char *replyText(const redisReply *r)
@@ -438,6 +441,18 @@ static bool headBoot(ray_head *h)
     return ok;
 }
 
+/* @cmd @table @id [@val]: the shape of every hash command of a batch. */
+static void reqField(req *q, int kind, int idx, const char *cmd,
+                     const char *table, const unsigned char *id, size_t idlen,
+                     const char *val)
+{
+    reqInit(q, kind, idx);
+    reqStr(q, cmd);
+    reqStr(q, table);
+    reqArg(q, id, idlen);
+    if (val != NULL) reqStr(q, val);
+}
+
 /* One pipelined batch of the writes and reads a busy head sends. */
 static int buildBatch(ray_head *h, long long b, req *q)
 {
@@ -454,23 +469,12 @@ static int buildBatch(ray_head *h, long long b, req *q)
     char val[32];
     int n = 0;
 
-    reqInit(&q[n], K_HSET_ACTOR, a);
-    reqStr(&q[n], "HSET");
-    reqStr(&q[n], actors);
     actorId(a, id);
-    reqArg(&q[n], id, 16);
     snprintf(val, sizeof val, "actor-%d-%lld", a, b);
-    reqStr(&q[n], val);
-    n++;
-
-    reqInit(&q[n], K_HSET_NODE, nd);
-    reqStr(&q[n], "HSET");
-    reqStr(&q[n], nodes);
+    reqField(&q[n++], K_HSET_ACTOR, a, "HSET", actors, id, 16, val);
     nodeId(nd, id);
-    reqArg(&q[n], id, 28);
     snprintf(val, sizeof val, "node-%d-%lld", nd, b);
-    reqStr(&q[n], val);
-    n++;
+    reqField(&q[n++], K_HSET_NODE, nd, "HSET", nodes, id, 28, val);
 
     reqInit(&q[n], K_INCR, 0);
     reqStr(&q[n], "INCRBY");
@@ -478,11 +482,8 @@ static int buildBatch(ray_head *h, long long b, req *q)
     reqStr(&q[n], "1");
     n++;
 
-    reqInit(&q[n], K_HGET_ACTOR, prev);
-    reqStr(&q[n], "HGET");
-    reqStr(&q[n], actors);
     actorId(prev, id);
-    reqArg(&q[n], id, 16);
+    reqField(&q[n], K_HGET_ACTOR, prev, "HGET", actors, id, 16, NULL);
     snprintf(q[n].expect, sizeof q[n].expect, "%s", h->actor_value[prev]);
     n++;
 
@@ -495,12 +496,8 @@ static int buildBatch(ray_head *h, long long b, req *q)
     }
     n++;
 
-    reqInit(&q[n], K_HEXISTS, a);
-    reqStr(&q[n], "HEXISTS");
-    reqStr(&q[n], actors);
     actorId(a, id);
-    reqArg(&q[n], id, 16);
-    n++;
+    reqField(&q[n++], K_HEXISTS, a, "HEXISTS", actors, id, 16, NULL);
 
     reqInit(&q[n], K_HSETNX, 0);
     reqStr(&q[n], "HSETNX");
@@ -514,17 +511,10 @@ static int buildBatch(ray_head *h, long long b, req *q)
     n++;
 
     snprintf(val, sizeof val, "worker-%lld", b);
-    reqInit(&q[n], K_HSET_WORKER, 0);
-    reqStr(&q[n], "HSET");
-    reqStr(&q[n], workers);
-    reqStr(&q[n], val);
-    reqStr(&q[n], "w");
-    n++;
-    reqInit(&q[n], K_HDEL_WORKER, 0);
-    reqStr(&q[n], "HDEL");
-    reqStr(&q[n], workers);
-    reqStr(&q[n], val);
-    n++;
+    reqField(&q[n++], K_HSET_WORKER, 0, "HSET", workers,
+             (const unsigned char *)val, strlen(val), "w");
+    reqField(&q[n++], K_HDEL_WORKER, 0, "HDEL", workers,
+             (const unsigned char *)val, strlen(val), NULL);
     return n;
 }
 
