@@ -22,7 +22,9 @@
  *            i-th command of the table (modulo its size)
  * A truncated input ends the last argument early.
  *
- * Checked: apply never fails (the store is kept small: FLUSHALL every
+ * Checked: apply never fails, except on an entry holding a command this
+ * binary does not know or a cluster format above its own, which it must
+ * refuse naming both formats (the store is kept small: FLUSHALL every
  * FUZZ_FLUSH_EVERY inputs, default 16; run with 1 to reproduce a finding
  * from one input alone); replies come in command order, one per command,
  * each a single well-formed RESP2 value; a read's reply through the log
@@ -209,6 +211,13 @@ static void apply_entry(pending *cmds, size_t n, bool with_replica)
     }
     uint64_t index = next_index++;
     int64_t time_ms = INT64_C(1700000000000) + (int64_t)index;
+    if (fz_entry_beyond_format(&primary.f, rc, n)) {
+        /* Logged by a member running newer code: every member of this
+         * binary stops on it, the same way. */
+        fz_apply_beyond_format(&primary, index, time_ms, rc, n);
+        if (with_replica) fz_apply_beyond_format(&replica, index, time_ms, rc, n);
+        return;
+    }
     collector col = {cmds, n, 0};
     int r = primary.hooks.apply(primary.hooks.ctx, index, time_ms, rc, n,
                                 on_reply, &col);

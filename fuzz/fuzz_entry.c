@@ -19,6 +19,9 @@
  *    write's check, whose error is a single RESP error;
  *  - when every command decodes (all the leader ever logs: GCS.FWD refuses
  *    the others) the apply succeeds, with one well-formed reply per command,
+ *    unless the entry holds a command this binary does not know or a
+ *    cluster format above its own: then it fails, names the formats and
+ *    acknowledges nothing;
  *    in order; with the token's low bit set a replica applies the entry too
  *    and ends byte-identical (request ids, time_ms and all: apply is
  *    deterministic).
@@ -170,7 +173,11 @@ static bool try_entry(const uint8_t *p, size_t len)
         check_command(&fc);
         fsm_command_free(&fc);
     }
-    if (all && h.count > 0) {
+    if (all && h.count > 0 &&
+        fz_entry_beyond_format(&primary.f, cmds, h.count)) {
+        fz_apply_beyond_format(&primary, primary.f.applied_index + 1,
+                               h.time_ms, cmds, h.count);
+    } else if (all && h.count > 0) {
         bool with_replica = h.token & 1;
         if (with_replica) sync_replica();
         uint64_t index = primary.f.applied_index + 1;

@@ -155,6 +155,53 @@ static inline void fz_replies_free(fz_replies *r)
     free(r->ends);
 }
 
+/* Whether this binary must refuse the entry @cmds (n commands, each
+ * decodable): a command it does not know (only a member running newer code
+ * logs one), or GCS.CLUSTER.FORMAT above what @f applies. Applying such an
+ * entry fails and stops the member, naming both formats (fsm.h). */
+static inline bool fz_entry_beyond_format(const fsm *f, const rglue_cmd *cmds,
+                                          size_t n)
+{
+    bool beyond = false;
+    for (size_t i = 0; i < n && !beyond; i++) {
+        fsm_command fc;
+        if (fsm_command_decode(&fc, cmds[i].data, cmds[i].len) != 0) continue;
+        const command *cmd = fc.argc > 0 ? command_lookup(fc.argv[0].ptr,
+                                                          fc.argv[0].len)
+                                         : NULL;
+        uint64_t v;
+        if (fc.argc > 0 &&
+            (cmd == NULL || (cmd->apply == NULL && cmd->read == NULL))) {
+            beyond = true;
+        } else if (cmd != NULL && strcmp(cmd->name, "gcs.cluster.format") == 0 &&
+                   fc.argc == 2 && parse_u64(fc.argv[1].ptr, fc.argv[1].len, &v) &&
+                   v > f->format_max) {
+            beyond = true;
+        }
+        fsm_command_free(&fc);
+    }
+    return beyond;
+}
+
+/* Apply an entry fz_entry_beyond_format refuses: it must fail with the
+ * message that names the formats and acknowledge nothing; then the member
+ * is made to carry on (a test harness, not a member: the next input is a
+ * new entry). */
+static inline void fz_apply_beyond_format(fz_member *m, uint64_t index,
+                                          int64_t time_ms,
+                                          const rglue_cmd *cmds, size_t n)
+{
+    uint64_t applied = m->f.applied_index;
+    fz_replies r;
+    int rc = fz_apply(m, index, time_ms, cmds, n, &r);
+    fz_replies_free(&r);
+    CHECK(rc != 0);
+    CHECK(strstr(m->f.failure, "upgrade this member") != NULL);
+    CHECK(m->f.applied_index == applied);
+    m->f.failed = false;
+    m->f.failure[0] = '\0';
+}
+
 /* Reply @i of @r. */
 static inline void fz_reply(const fz_replies *r, size_t i, const char **p,
                             size_t *len)

@@ -379,6 +379,16 @@ static void dispatchWrite(client *c, const command *cmd, size_t argc,
                           const resp_arg *argv, const forwarded *fwd)
 {
     server *srv = c->srv;
+    if (command_format(cmd) > srv->fsm->cluster_format) {
+        /* A member that cannot apply it may remain: never propose it. */
+        resp_add_errorf(client_reply(c), "ERR %s needs cluster format %llu; "
+                        "the cluster runs format %llu until every member is "
+                        "upgraded (see GCS.VERSION)", cmd->name,
+                        (unsigned long long)command_format(cmd),
+                        (unsigned long long)srv->fsm->cluster_format);
+        srv->stats.commands_failed++;
+        return;
+    }
     if (cmd->check != NULL) {
         resp_buf err;
         resp_buf_init(&err);
@@ -523,6 +533,12 @@ static void dispatchTop(client *c, const command *cmd, size_t argc,
     }
     if (!(c->flags & CLIENT_AUTHENTICATED) && !(cmd->flags & CMD_NOAUTH)) {
         resp_add_error(client_reply(c), "NOAUTH Authentication required.");
+        srv->stats.commands_failed++;
+        return;
+    }
+    if ((cmd->flags & CMD_TEST) && !srv->cfg->test_commands) {
+        resp_add_errorf(client_reply(c), "ERR %s is for tests only; start "
+                        "gcsd with --enable-test-commands", cmd->name);
         srv->stats.commands_failed++;
         return;
     }

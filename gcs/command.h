@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fsm.h"
 #include "resp.h"
@@ -34,6 +35,7 @@ enum {
     CMD_LEADER = 1 << 7,   /* local command that must run on the leader (a
                               follower forwards it), e.g. NODE.HEARTBEAT */
     CMD_SUBSCRIBED_OK = 1 << 9, /* allowed in subscribed mode */
+    CMD_TEST = 1 << 10,    /* only with --enable-test-commands */
 };
 
 typedef struct command command;
@@ -75,7 +77,17 @@ struct command {
      * such a command on a connection of its own and waits that much
      * longer for the reply. */
     int block_arg;
+    /* The first state-machine format whose log may carry this command
+     * (fsm.h, "state-machine formats"); 0 means 1. A command added to the
+     * log by a later release names that release's format, so that it is
+     * never proposed while a member that cannot apply it remains. */
+    int format;
 };
+
+static inline uint64_t command_format(const command *cmd)
+{
+    return cmd->format > 0 ? (uint64_t)cmd->format : 1;
+}
 
 /* Look @name up, case-insensitively. NULL when unknown. */
 const command *command_lookup(const char *name, size_t len);

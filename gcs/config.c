@@ -19,7 +19,8 @@ enum {
     OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_JOIN, OPT_REDIRECT,
     OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HTTP_PORT, OPT_SNAPSHOT_TRAILING,
     OPT_HEALTH_PERIOD, OPT_HEALTH_THRESHOLD, OPT_TEST_COMMANDS,
-    OPT_PUBSUB_LIMIT, OPT_WATCH_PROGRESS, OPT_HELP, OPT_VERSION,
+    OPT_PUBSUB_LIMIT, OPT_WATCH_PROGRESS, OPT_TEST_FORMAT_MAX, OPT_HELP,
+    OPT_VERSION,
 };
 
 /* One row per flag: the long name, its environment twin, and its help. */
@@ -88,6 +89,9 @@ static const option_doc docs[] = {
      "periods without a heartbeat before a node is dead (default 5)"},
     {OPT_TEST_COMMANDS, "enable-test-commands", "GCSD_ENABLE_TEST_COMMANDS",
      NULL, "allow RAFT.CUT and RAFT.DELAY, which fake network partitions and slow links (tests only)"},
+    {OPT_TEST_FORMAT_MAX, "test-format-max", "GCSD_TEST_FORMAT_MAX", "N",
+     "play a binary that applies state-machine formats up to N (tests of "
+     "upgrades only; needs --enable-test-commands)"},
     {OPT_PUBSUB_LIMIT, "pubsub-output-limit", "GCSD_PUBSUB_OUTPUT_LIMIT",
      "BYTES", "disconnect a subscriber or watcher whose unsent output "
      "passes this (default 32mb; 0: no limit)"},
@@ -326,6 +330,10 @@ static int applyOption(config *cfg, int code, const char *val,
                 cfg->test_commands = false;
             else goto bad;
             return 0;
+        case OPT_TEST_FORMAT_MAX:
+            if (parseUnsigned(val, 64, &v) != 0 || v < 1) goto bad;
+            cfg->test_format_max = (unsigned)v;
+            return 0;
         case OPT_HTTP_PORT:
             if (parseUnsigned(val, 65535, &v) != 0) goto bad;
             cfg->http_port = (int)v;
@@ -442,6 +450,11 @@ int config_load(config *cfg, int argc, char **argv)
     }
     if (cfg->join[0] != '\0' && cfg->n_peers > 0) {
         fprintf(stderr, "gcsd: --join and --peers exclude each other\n");
+        return CONFIG_EUSAGE;
+    }
+    if (cfg->test_format_max != 0 && !cfg->test_commands) {
+        fprintf(stderr, "gcsd: --test-format-max needs "
+                        "--enable-test-commands\n");
         return CONFIG_EUSAGE;
     }
     if (cfg->n_peers > 0) {

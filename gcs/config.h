@@ -43,6 +43,7 @@ typedef struct config {
     unsigned leader_wait_ms; /* bound on waiting for a leader */
     int http_port;           /* health and metrics; 0 = off */
     bool test_commands;      /* RAFT.CUT and RAFT.DELAY allowed */
+    unsigned test_format_max; /* 0, or the newest format it plays (tests) */
     uint64_t health_check_period_ms;      /* node heartbeat period */
     unsigned health_check_failure_threshold; /* periods missed: dead */
     uint64_t pubsub_output_limit; /* unsent bytes past which a subscriber

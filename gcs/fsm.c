@@ -9,6 +9,13 @@
 #include "gcs.pb-c.h"
 #include "log.h"
 
+static int readClusterFormat(storage_txn *t, uint64_t *format)
+{
+    int rc = storage_meta_get(t, FSM_META_CLUSTER_FORMAT, format);
+    if (rc == 0 && *format == 0) *format = 1; /* written before formats */
+    return rc;
+}
+
 int fsm_open(fsm *f, const char *dir, uint64_t map_size, char *err,
              size_t errlen)
 {
@@ -22,8 +29,10 @@ int fsm_open(fsm *f, const char *dir, uint64_t map_size, char *err,
         rc = storage_meta_get(t, STORAGE_META_APPLIED_INDEX,
                               &f->applied_index);
         if (rc == 0) rc = storage_meta_get(t, FSM_META_REVISION, &f->revision);
+        if (rc == 0) rc = readClusterFormat(t, &f->cluster_format);
         storage_abort(t);
     }
+    f->format_max = FSM_FORMAT_MAX;
     if (rc == 0) rc = storage_get_info(f->store, &f->space);
     if (rc != 0) {
         snprintf(err, errlen, "cannot read the applied index: %s",
@@ -241,10 +250,25 @@ static int applyCommand(apply_ctx *a, const fsm_command *fc, resp_buf *reply)
     int rc = 0;
     const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
     if (cmd == NULL || (cmd->apply == NULL && cmd->read == NULL)) {
-        /* Only a member running other code could have logged this. */
-        resp_add_errorf(reply, "ERR command '%.*s' cannot be applied by this "
-                        "version", (int)(argv[0].len > 64 ? 64 : argv[0].len),
-                        argv[0].ptr);
+        /* Only a member running newer code could have logged this: skipping
+         * it (or answering an error) would make this member's state differ
+         * from theirs. */
+        snprintf(a->why, a->why_len, "entry %llu holds the command '%.*s', "
+                 "which this gcsd cannot apply (it applies state-machine "
+                 "formats %d to %llu; the cluster's is %llu): upgrade this "
+                 "member", (unsigned long long)a->index,
+                 (int)(argv[0].len > 64 ? 64 : argv[0].len), argv[0].ptr,
+                 FSM_FORMAT_MIN, (unsigned long long)a->fsm->format_max,
+                 (unsigned long long)a->cluster_format);
+        return -1;
+    } else if (command_format(cmd) > a->cluster_format) {
+        /* Refused before proposing; a proposal that raced a leader change
+         * is refused here, the same way on every member. */
+        resp_add_errorf(reply, "ERR %s needs cluster format %llu; the cluster "
+                        "runs format %llu until every member is upgraded",
+                        cmd->name,
+                        (unsigned long long)command_format(cmd),
+                        (unsigned long long)a->cluster_format);
     } else if ((cmd->arity > 0 && (size_t)cmd->arity != argc) ||
                (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
         reply_arity_error(reply, cmd->name);
@@ -594,6 +618,7 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    char why[sizeof f->failure] = "";
     fsm_end_reads(f);
     /* Room on disk for what this entry may add: its bytes twice (values,
      * then the changelog's copy) and some B-tree pages per command. */
@@ -605,7 +630,9 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
     if (rc != 0) goto fail;
 
     apply_ctx a = {.txn = txn, .index = index, .time_ms = time_ms,
-                   .fsm = f, .revision = f->revision};
+                   .fsm = f, .revision = f->revision,
+                   .cluster_format = f->cluster_format, .why = why,
+                   .why_len = sizeof why};
     resp_buf replies;
     resp_buf_init(&replies);
     arena mem; /* each command's decoded form, one at a time */
@@ -664,6 +691,7 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
 
     f->applied_index = index;
     f->revision = a.revision;
+    f->cluster_format = a.cluster_format;
     if (a.n_events > 0 && f->on_events != NULL) {
         f->on_events(f->on_events_ctx, a.events, a.n_events);
     }
@@ -694,11 +722,15 @@ free_replies:
     freeEvents(&a);
 fail:
     f->failed = true;
-    snprintf(f->failure, sizeof f->failure,
-             "applying entry %llu failed: %s%s", (unsigned long long)index,
-             storage_strerror(rc),
-             rc == STORAGE_EMAPFULL ? " (restart with a larger --map-size)"
-                                    : "");
+    if (why[0] != '\0') {
+        snprintf(f->failure, sizeof f->failure, "%s", why);
+    } else {
+        snprintf(f->failure, sizeof f->failure,
+                 "applying entry %llu failed: %s%s", (unsigned long long)index,
+                 storage_strerror(rc),
+                 rc == STORAGE_EMAPFULL ? " (restart with a larger --map-size)"
+                                        : "");
+    }
     log_warn("%s; this member stops applying", f->failure);
     return rc != 0 ? rc : -1;
 }
@@ -769,12 +801,25 @@ static int fsmRestore(void *ctx, const void *buf, size_t len)
     rc = storage_begin(f->store, false, &t);
     if (rc == 0) {
         rc = storage_meta_get(t, FSM_META_REVISION, &f->revision);
+        if (rc == 0) rc = readClusterFormat(t, &f->cluster_format);
         storage_abort(t);
     }
     if (rc != 0) {
         log_warn("cannot read the revision counter after a restore: %s",
                  storage_strerror(rc));
         return rc;
+    }
+    if (f->cluster_format > f->format_max) {
+        /* Loaded, but nothing of it can be applied on: stop here. */
+        f->failed = true;
+        snprintf(f->failure, sizeof f->failure,
+                 "the snapshot installed at index %llu is of cluster format "
+                 "%llu; this gcsd applies formats %d to %llu: upgrade this "
+                 "member", (unsigned long long)index,
+                 (unsigned long long)f->cluster_format, FSM_FORMAT_MIN,
+                 (unsigned long long)f->format_max);
+        log_warn("%s", f->failure);
+        return -1;
     }
     return 0;
 }

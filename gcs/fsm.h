@@ -67,6 +67,10 @@ typedef struct fsm {
     uint64_t free_bytes_index; /* applied index free_bytes was taken at */
     bool failed;
     char failure[256];
+    uint64_t cluster_format; /* mirrors the stored value (absent: 1) */
+    /* The newest format this member applies: FSM_FORMAT_MAX, or lower... or
+     * higher only in tests that play a newer binary (--test-format-max). */
+    uint64_t format_max;
 } fsm;
 
 /* What a command's apply function sees. */
@@ -74,6 +78,12 @@ typedef struct apply_ctx {
     storage_txn *txn;   /* the entry's write transaction */
     uint64_t index;     /* raft index of the entry */
     int64_t time_ms;    /* leader's clock when the entry was formed */
+    uint64_t cluster_format; /* as of this command (GCS.CLUSTER.FORMAT) */
+    /* Why the entry cannot be applied by this binary (a command it does not
+     * know, a format above its own): set with a non-zero return, the member
+     * stops with this message. */
+    char *why;
+    size_t why_len;
     /* private to fsm.c, apply_emit and apply_publish */
     const struct fsm *fsm;
     const char *dedup_reply; /* set by a command whose reply is local */
@@ -92,6 +102,27 @@ typedef struct apply_ctx {
 
 /* The meta counter holding the last revision handed out. */
 #define FSM_META_REVISION "revision"
+
+/* ---- state-machine formats ----------------------------------------------
+ *
+ * A state-machine format numbers everything the members of a cluster must
+ * agree on to apply the same log the same way: the commands a log entry may
+ * carry and their encodings (proto/gcs.proto's Command, raft/rglue_int.h's
+ * entry layout), the snapshot and backup dump (storage_dump's format) and
+ * the LMDB layout (docs/architecture.md, "On-disk formats"). Format 1 is
+ * everything up to and including the release that introduced formats (entry
+ * magic RGL1, dump version 2, LMDB layout version 2).
+ *
+ * The cluster format is replicated state (meta counter "cluster_format";
+ * absent: 1). The leader raises it through the log (GCS.CLUSTER.FORMAT)
+ * once every member of the configuration reports that it applies the new
+ * format (GCS.VERSION); a command whose first format (command.format) is
+ * above the cluster format is refused before it is proposed, and again,
+ * deterministically, at apply. A member that meets an entry it cannot apply,
+ * or data of a format above its own, stops and names both formats. */
+#define FSM_FORMAT_MIN 1 /* the oldest format this binary applies */
+#define FSM_FORMAT_MAX 1 /* the newest */
+#define FSM_META_CLUSTER_FORMAT "cluster_format"
 
 /* Record a change to a typed table made by the command being applied: it
  * gets the next revision, and is delivered to fsm.on_events once the entry

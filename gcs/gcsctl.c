@@ -564,10 +564,13 @@ static void statusCmd(int argc, char **argv)
             ctl_fields_i64(f, "lag", (int64_t)commit - (int64_t)applied);
             ctl_fields_u64(f, "revision", infoInt(m->info, "revision"));
             ctl_fields_u64(f, "data_bytes", infoInt(m->info, "lmdb_used_bytes"));
+            /* Absent: a release from before formats, which applies 1. */
+            unsigned long long fmax = infoInt(m->info, "gcsd_format_max");
+            ctl_fields_u64(f, "format_max", fmax ? fmax : 1);
         } else {
             const char *k[] = {"term", "commit_index", "applied_index", "lag",
-                               "revision", "data_bytes"};
-            for (size_t j = 0; j < 6; j++) ctl_fields_add(f, k[j], "-", "null");
+                               "revision", "data_bytes", "format_max"};
+            for (size_t j = 0; j < 7; j++) ctl_fields_add(f, k[j], "-", "null");
         }
     }
     bool quorum = leaderId != 0 && leader >= 0 && votersUp * 2 > voters;
@@ -586,6 +589,8 @@ static void statusCmd(int argc, char **argv)
                                            mv[i].client);
     }
     unsigned long long dataBytes = infoInt(refInfo, "lmdb_used_bytes");
+    unsigned long long clusterFormat = infoInt(refInfo, "cluster_format");
+    if (clusterFormat == 0) clusterFormat = 1; /* from before formats */
     char keysLine[64] = "0";
     if (refInfo != NULL) {
         char ks[128];
@@ -602,6 +607,7 @@ static void statusCmd(int argc, char **argv)
         ctl_fields_u64(&top, "commit_index", commit);
         ctl_fields_u64(&top, "applied_index", pairInt(ref, "applied_index"));
         ctl_fields_u64(&top, "revision", infoInt(refInfo, "revision"));
+        ctl_fields_u64(&top, "cluster_format", clusterFormat);
         ctl_fields_u64(&top, "data_bytes", dataBytes);
         ctl_fields_add(&top, "keys", keysLine, keysLine);
         ctl_fields_bool(&top, "quorum", quorum);
@@ -636,6 +642,8 @@ static void statusCmd(int argc, char **argv)
         printf("commit    %llu\n", commit);
         printf("applied   %llu\n", pairInt(ref, "applied_index"));
         printf("revision  %llu\n", infoInt(refInfo, "revision"));
+        printf("format    %llu (FORMAT MAX: the newest each member "
+               "applies)\n", clusterFormat);
         printf("data      %s, %s keys\n", db, keysLine);
         if (quorum) {
             printf("quorum    yes (%zu of %zu voters reachable)\n", votersUp,
@@ -647,7 +655,8 @@ static void statusCmd(int argc, char **argv)
         printf("\n");
         static const char *const cols[] = {
             "id", "role", "membership", "client_address", "raft_address",
-            "health", "match_index", "applied_index", "lag", NULL};
+            "health", "match_index", "applied_index", "lag", "format_max",
+            NULL};
         ctl_print_table(stdout, out.v, out.n, cols, tty);
         for (size_t i = 0; i < n; i++) {
             if (!mv[i].reachable) {
@@ -1331,10 +1340,12 @@ static const command commands[] = {
      "Usage: gcsctl status\n"
      "Asks the member it connects to for RAFT.STATUS, then every member (at\n"
      "its client address) for RAFT.STATUS and INFO. Shows the leader, term,\n"
-     "commit and applied index, revision (INFO tables), data size, each\n"
-     "member's role, addresses, health, match index and lag (the leader's\n"
-     "commit index minus the member's applied index), and NO QUORUM when no\n"
-     "leader is known or a majority of voters is unreachable.\n"},
+     "commit and applied index, revision (INFO tables), the cluster's\n"
+     "state-machine format, data size, each member's role, addresses,\n"
+     "health, match index, lag (the leader's commit index minus the\n"
+     "member's applied index) and the newest format it applies, and NO\n"
+     "QUORUM when no leader is known or a majority of voters is\n"
+     "unreachable.\n"},
     {"nodes",
      "Usage: gcsctl nodes list [ALIVE|DEAD | --state ALIVE|DEAD]\n"
      "       gcsctl nodes get NODE_ID\n"

@@ -171,6 +171,12 @@ static void metrics(server *srv, resp_buf *b)
             st.role == r + 1);
     }
     metric(b, "gcsd_raft_term", "gauge", "Current raft term.", st.term);
+    metric(b, "gcsd_format_max", "gauge",
+           "Newest state-machine format this member applies.",
+           srv->fsm->format_max);
+    metric(b, "gcsd_cluster_format", "gauge",
+           "The cluster's state-machine format (replicated).",
+           srv->fsm->cluster_format);
     metric(b, "gcsd_raft_leader_id", "gauge",
            "Id of the known leader, 0 when none.", st.leader_id);
     metric(b, "gcsd_raft_commit_index", "gauge", "Raft commit index.",

@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 #include <raft.h>
 
+#include "cluster_format.h"
 #include "config.h"
 #include "fsm.h"
 #include "http.h"
@@ -33,6 +34,7 @@ typedef struct app {
     proxy *proxy;
     http_server *http;
     node_health *health;  /* the leader's heartbeat watch */
+    format_raiser *raiser; /* the leader raising the cluster format */
     pg_wait *waits;       /* clients blocked in PG.WAIT */
     uv_signal_t sigterm, sigint;
     bool stopping;  /* draining clients (shutdownApp) */
@@ -90,6 +92,8 @@ static void onServerClosed(server *srv)
     a->waits = NULL;
     node_health_close(a->health);
     a->health = NULL;
+    format_raiser_close(a->raiser);
+    a->raiser = NULL;
     if (a->raft != NULL) rglue_stop(a->raft, onRaftStopped, a);
     else onRaftStopped(a);
 }
@@ -367,6 +371,18 @@ int main(int argc, char **argv)
                 err);
         return 1;
     }
+    if (a.cfg.test_format_max != 0) a.state.format_max = a.cfg.test_format_max;
+    if (a.state.cluster_format > a.state.format_max) {
+        /* Its log may hold entries this binary cannot apply. */
+        fprintf(stderr, "gcsd: the data in %s is of cluster format %llu; "
+                        "this gcsd applies state-machine formats %d to %llu: "
+                        "run a gcsd that applies format %llu\n",
+                a.cfg.data_dir, (unsigned long long)a.state.cluster_format,
+                FSM_FORMAT_MIN, (unsigned long long)a.state.format_max,
+                (unsigned long long)a.state.cluster_format);
+        fsm_close(&a.state);
+        return 1;
+    }
     uv_loop_init(&a.loop);
     if (pg_wait_create(&a.loop, &a.waits) != 0) {
         fprintf(stderr, "gcsd: out of memory\n");
@@ -493,6 +509,13 @@ int main(int argc, char **argv)
     }
     a.srv.node_health = a.health;
     a.srv.pg_waits = a.waits;
+    if (format_raiser_start(&a.loop, &a.srv, &a.raiser) != 0) {
+        fprintf(stderr, "gcsd: out of memory\n");
+        shutdownApp(&a);
+        uv_run(&a.loop, UV_RUN_DEFAULT);
+        fsm_close(&a.state);
+        return 1;
+    }
 
     log_notice("gcsd ready: clients on %s:%d, raft member %" PRIu64
                " at %s, data in %s", a.cfg.bind, a.cfg.port, a.cfg.id,

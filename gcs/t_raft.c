@@ -1,7 +1,8 @@
 /* Cluster commands: RAFT.STATUS, RAFT.ADD, RAFT.REMOVE, RAFT.TRANSFER,
- * READONLY / READWRITE, and the two internal ones members send each other:
- * GCS.FWD (a forwarded command) and GCS.ANNOUNCE (a new leader's client
- * address, recorded in the member directory). */
+ * READONLY / READWRITE, GCS.VERSION, and the internal ones: GCS.FWD (a
+ * forwarded command), GCS.ANNOUNCE (a new leader's client address, recorded
+ * in the member directory) and GCS.CLUSTER.FORMAT (the leader raising the
+ * cluster's state-machine format). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ static void statusCommand(client *c, size_t argc, const resp_arg *argv)
                            sizeof leaderAddr);
     }
     resp_buf *b = client_reply(c);
-    resp_add_array(b, 26);
+    resp_add_array(b, 32);
     addFieldU64(b, "id", st.id);
     addField(b, "role", rglue_role_name(st.role));
     addFieldU64(b, "term", st.term);
@@ -51,6 +52,9 @@ static void statusCommand(client *c, size_t argc, const resp_arg *argv)
     addFieldU64(b, "snapshots", st.snapshots_taken);
     addFieldU64(b, "failed", st.failed || srv->fsm->failed);
     addField(b, "failure", srv->fsm->failed ? srv->fsm->failure : st.failure);
+    addFieldU64(b, "format_min", FSM_FORMAT_MIN);
+    addFieldU64(b, "format_max", srv->fsm->format_max);
+    addFieldU64(b, "cluster_format", srv->fsm->cluster_format);
     resp_add_bulk_str(b, "members");
     resp_add_array(b, st.n_members);
     for (size_t i = 0; i < st.n_members; i++) {
@@ -331,6 +335,68 @@ static int announceApply(apply_ctx *a, size_t argc, const resp_arg *argv,
     return 0;
 }
 
+/* GCS.VERSION: the state-machine formats this member applies, and the
+ * cluster's (fsm.h). The leader asks every member before it raises the
+ * cluster format. */
+static void versionCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    resp_buf *b = client_reply(c);
+    resp_add_array(b, 3);
+    resp_add_integer(b, FSM_FORMAT_MIN);
+    resp_add_integer(b, (long long)c->srv->fsm->format_max);
+    resp_add_integer(b, (long long)c->srv->fsm->cluster_format);
+}
+
+/* GCS.CLUSTER.FORMAT n: proposed by the leader itself (cluster_format.c),
+ * never by a client: only the leader has asked every member. */
+static void clusterFormatCommand(client *c, size_t argc, const resp_arg *argv)
+{
+    resp_add_error(client_reply(c), "ERR the cluster format is raised by the "
+                                    "leader once every member applies it "
+                                    "(GCS.VERSION on a member shows what it "
+                                    "applies)");
+}
+
+static int clusterFormatApply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                              resp_buf *reply)
+{
+    uint64_t n;
+    if (!parse_u64(argv[1].ptr, argv[1].len, &n) || n == 0) {
+        resp_add_error(reply, "ERR invalid cluster format");
+        return 0;
+    }
+    if (n > a->fsm->format_max) {
+        snprintf(a->why, a->why_len, "entry %llu raises the cluster format "
+                 "to %llu; this gcsd applies state-machine formats %d to "
+                 "%llu: upgrade this member", (unsigned long long)a->index,
+                 (unsigned long long)n, FSM_FORMAT_MIN,
+                 (unsigned long long)a->fsm->format_max);
+        return -1;
+    }
+    if (n < a->cluster_format) {
+        resp_add_errorf(reply, "ERR the cluster format is %llu already; it "
+                        "never goes back",
+                        (unsigned long long)a->cluster_format);
+        return 0;
+    }
+    if (n > a->cluster_format) {
+        int rc = storage_meta_set(a->txn, FSM_META_CLUSTER_FORMAT, n);
+        if (rc != 0) return rc;
+        a->cluster_format = n;
+    }
+    resp_add_status(reply, "OK");
+    return 0;
+}
+
+/* GCS.TEST.FORMAT2: testing only, a no-op write of format 2, to show the
+ * gate (refused until the cluster format reaches 2). */
+static int format2Apply(apply_ctx *a, size_t argc, const resp_arg *argv,
+                        resp_buf *reply)
+{
+    resp_add_status(reply, "OK");
+    return 0;
+}
+
 static void fwdCommand(client *c, size_t argc, const resp_arg *argv)
 {
     /* command_dispatch handles envelopes itself (CMD_ENVELOPE). */
@@ -363,6 +429,15 @@ const command raft_commands[] = {
      "Internal: records a member's client address."},
     {"gcs.fwd", 2, CMD_ENVELOPE | CMD_ADMIN, fwdCommand, NULL, NULL, 0, 0, 0,
      "cluster", "Internal: a command forwarded by another member."},
+    {"gcs.version", 1, CMD_FAST, versionCommand, NULL, NULL, 0, 0, 0,
+     "cluster", "The state-machine formats this member applies, and the "
+     "cluster's."},
+    {"gcs.cluster.format", 2, CMD_ADMIN, clusterFormatCommand, NULL,
+     clusterFormatApply, 0, 0, 0, "cluster",
+     "Internal: raises the cluster format (the leader proposes it)."},
+    {"gcs.test.format2", 1, CMD_WRITE | CMD_ADMIN | CMD_TEST, NULL, NULL,
+     format2Apply, 0, 0, 0, "cluster",
+     "Testing only: a no-op write that needs cluster format 2.", .format = 2},
 };
 const size_t raft_commands_count =
     sizeof raft_commands / sizeof raft_commands[0];

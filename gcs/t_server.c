@@ -509,6 +509,9 @@ static void infoSection(client *c, const char *name, resp_buf *b)
         infoLine(b, "# Server");
         infoLine(b, "redis_version:%s", REDIS_COMPAT_VERSION);
         infoLine(b, "gcsd_version:%s", GCSD_VERSION_STR);
+        infoLine(b, "gcsd_format_min:%d", FSM_FORMAT_MIN);
+        infoLine(b, "gcsd_format_max:%" PRIu64, srv->fsm->format_max);
+        infoLine(b, "cluster_format:%" PRIu64, srv->fsm->cluster_format);
         infoLine(b, "redis_mode:standalone");
         infoLine(b, "os:%s %s %s", u.sysname, u.release, u.machine);
         infoLine(b, "arch_bits:%d", (int)(sizeof(void *) * 8));
