@@ -595,6 +595,8 @@ err:
     return -1;
 }
 
+static void onServerHandleClosed(uv_handle_t *h);
+
 /* Whether any client still waits for a reply or has output to write. */
 static bool drainPending(const server *srv)
 {
@@ -620,6 +622,15 @@ static void onDrainTick(uv_timer_t *t)
 void server_drain(server *srv, uint64_t max_ms, void (*cb)(server *srv))
 {
     srv->draining = true;
+    /* New connections are refused by the kernel from now on: a client
+     * connecting meanwhile (a Ray head reconnecting) retries its connect
+     * until the member is back, instead of meeting an error or a reset in
+     * its handshake, which it would treat as fatal. */
+    if (!srv->listener_closing) {
+        srv->listener_closing = true;
+        srv->closing_handles++;
+        uv_close((uv_handle_t *)&srv->listener, onServerHandleClosed);
+    }
     srv->drain_cb = cb;
     srv->drain_until = server_clock_ms(srv) + (int64_t)max_ms;
     for (client *c = srv->clients; c != NULL; c = c->next) {
@@ -631,7 +642,8 @@ void server_drain(server *srv, uint64_t max_ms, void (*cb)(server *srv))
 static void onServerHandleClosed(uv_handle_t *h)
 {
     server *srv = h->data;
-    if (--srv->closing_handles == 0) {
+    /* The listener may close first, alone, when draining starts. */
+    if (--srv->closing_handles == 0 && srv->stopping) {
         srv->fsm->count_receivers = NULL;
         pubsub_close(srv->pubsub);
         srv->pubsub = NULL;
@@ -647,8 +659,12 @@ void server_close(server *srv, void (*cb)(server *srv))
     serverFlush(srv);
     while (srv->clients != NULL) clientClose(srv->clients);
     srv->drain_cb = NULL;
-    srv->closing_handles = 3;
-    uv_close((uv_handle_t *)&srv->listener, onServerHandleClosed);
+    srv->closing_handles += 2;
+    if (!srv->listener_closing) {
+        srv->listener_closing = true;
+        srv->closing_handles++;
+        uv_close((uv_handle_t *)&srv->listener, onServerHandleClosed);
+    }
     uv_close((uv_handle_t *)&srv->before_sleep, onServerHandleClosed);
     uv_close((uv_handle_t *)&srv->drain_timer, onServerHandleClosed);
 }

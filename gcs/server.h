@@ -130,6 +130,7 @@ struct server {
     char run_id[41];
     bool stopping;
     bool draining;           /* server_drain: no input taken any more */
+    bool listener_closing;   /* draining or closing: no new connections */
     uv_timer_t drain_timer;
     int64_t drain_until;     /* server_clock_ms */
     void (*drain_cb)(server *srv);
@@ -139,8 +140,8 @@ struct server {
     void (*shutdown_cb)(server *srv);
 };
 
-/* Before server_close on a graceful stop: new connections are refused and
- * no client is read any more, while the replies to what clients already
+/* Before server_close on a graceful stop: the listener is closed (new
+ * connections are refused by the kernel) and no client is read any more, while the replies to what clients already
  * sent still come (a forwarded write is answered by the leader, a write in
  * the log is applied). @cb runs once no client waits for a reply and all
  * output is written, or after @max_ms; then call server_close. A client cut

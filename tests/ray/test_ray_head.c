@@ -172,8 +172,8 @@ Test(ray_head, rolling_restart, .timeout = 240)
         waitBatches(&head, 30, 30000, "after a member restarted");
     }
     finishHead(&head, "rolling restart");
-    cr_expect_leq(head.reconnects, 1, "one reconnect, when its member "
-                  "restarted");
+    cr_expect_geq(head.reconnects, 1, "its member restarted: the head "
+                  "reconnected");
     cluster_stop_all(&cl);
 }
 
