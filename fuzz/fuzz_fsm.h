@@ -173,7 +173,7 @@ static inline bool fz_entry_beyond_format(const fsm *f, const rglue_cmd *cmds,
         if (fc.argc > 0 &&
             (cmd == NULL || (cmd->apply == NULL && cmd->read == NULL))) {
             beyond = true;
-        } else if (cmd != NULL && strcmp(cmd->name, "gcs.cluster.format") == 0 &&
+        } else if (cmd != NULL && strcmp(cmd->name, FSM_CMD_CLUSTER_FORMAT) == 0 &&
                    fc.argc == 2 && parse_u64(fc.argv[1].ptr, fc.argv[1].len, &v) &&
                    v > f->format_max) {
             beyond = true;

@@ -239,6 +239,41 @@ void fsm_command_free(fsm_command *c)
 
 /* Run one decoded command against the entry's transaction. Returns 0 (the
  * reply, possibly an error, is in @reply) or a storage error. */
+/* Whether this binary can apply @fc at all: a command it does not know, or
+ * a cluster format above its own, can only come from a member running newer
+ * code, and skipping it (or answering an error) would make this member's
+ * state differ from theirs. 0, or -1 with the reason in a->why. Checked
+ * before the de-duplication table, which would otherwise answer a retry of
+ * it as if it had been applied. */
+static int checkApplicable(apply_ctx *a, const fsm_command *fc)
+{
+    if (fc->argc == 0) return 0; /* applyCommand answers it */
+    const resp_arg *name = &fc->argv[0];
+    const command *cmd = command_lookup(name->ptr, name->len);
+    uint64_t n;
+    if (cmd == NULL || (cmd->apply == NULL && cmd->read == NULL)) {
+        snprintf(a->why, a->why_len, "entry %llu holds the command '%.*s', "
+                 "which this gcsd cannot apply (it applies state-machine "
+                 "formats %d to %llu; the cluster's is %llu): upgrade this "
+                 "member", (unsigned long long)a->index,
+                 (int)(name->len > 64 ? 64 : name->len), name->ptr,
+                 FSM_FORMAT_MIN, (unsigned long long)a->fsm->format_max,
+                 (unsigned long long)a->cluster_format);
+        return -1;
+    }
+    if (strcmp(cmd->name, FSM_CMD_CLUSTER_FORMAT) == 0 && fc->argc == 2 &&
+        parse_u64(fc->argv[1].ptr, fc->argv[1].len, &n) &&
+        n > a->fsm->format_max) {
+        snprintf(a->why, a->why_len, "entry %llu raises the cluster format "
+                 "to %llu; this gcsd applies state-machine formats %d to "
+                 "%llu: upgrade this member", (unsigned long long)a->index,
+                 (unsigned long long)n, FSM_FORMAT_MIN,
+                 (unsigned long long)a->fsm->format_max);
+        return -1;
+    }
+    return 0;
+}
+
 static int applyCommand(apply_ctx *a, const fsm_command *fc, resp_buf *reply)
 {
     const resp_arg *argv = fc->argv;
@@ -250,17 +285,7 @@ static int applyCommand(apply_ctx *a, const fsm_command *fc, resp_buf *reply)
     int rc = 0;
     const command *cmd = command_lookup(argv[0].ptr, argv[0].len);
     if (cmd == NULL || (cmd->apply == NULL && cmd->read == NULL)) {
-        /* Only a member running newer code could have logged this: skipping
-         * it (or answering an error) would make this member's state differ
-         * from theirs. */
-        snprintf(a->why, a->why_len, "entry %llu holds the command '%.*s', "
-                 "which this gcsd cannot apply (it applies state-machine "
-                 "formats %d to %llu; the cluster's is %llu): upgrade this "
-                 "member", (unsigned long long)a->index,
-                 (int)(argv[0].len > 64 ? 64 : argv[0].len), argv[0].ptr,
-                 FSM_FORMAT_MIN, (unsigned long long)a->fsm->format_max,
-                 (unsigned long long)a->cluster_format);
-        return -1;
+        return -1; /* checkApplicable refused it already */
     } else if (command_format(cmd) > a->cluster_format) {
         /* Refused before proposing; a proposal that raced a leader change
          * is refused here, the same way on every member. */
@@ -656,7 +681,10 @@ static int fsmApply(void *ctx, uint64_t index, int64_t time_ms,
         } else {
             const Gcs__Command *msg = fc.msg;
             size_t start = replies.len;
-            rc = msg->request_id != 0 ? dedupLookup(txn, msg, &replies) : 0;
+            rc = checkApplicable(&a, &fc);
+            if (rc == 0 && msg->request_id != 0) {
+                rc = dedupLookup(txn, msg, &replies);
+            }
             if (rc == 0) {
                 a.dedup_reply = NULL;
                 rc = applyCommand(&a, &fc, &replies);

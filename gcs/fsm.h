@@ -123,6 +123,8 @@ typedef struct apply_ctx {
 #define FSM_FORMAT_MIN 1 /* the oldest format this binary applies */
 #define FSM_FORMAT_MAX 1 /* the newest */
 #define FSM_META_CLUSTER_FORMAT "cluster_format"
+/* The command that raises it (its handler: t_raft.c). */
+#define FSM_CMD_CLUSTER_FORMAT "gcs.cluster.format"
 
 /* Record a change to a typed table made by the command being applied: it
  * gets the next revision, and is delivered to fsm.on_events once the entry

@@ -365,14 +365,7 @@ static int clusterFormatApply(apply_ctx *a, size_t argc, const resp_arg *argv,
         resp_add_error(reply, "ERR invalid cluster format");
         return 0;
     }
-    if (n > a->fsm->format_max) {
-        snprintf(a->why, a->why_len, "entry %llu raises the cluster format "
-                 "to %llu; this gcsd applies state-machine formats %d to "
-                 "%llu: upgrade this member", (unsigned long long)a->index,
-                 (unsigned long long)n, FSM_FORMAT_MIN,
-                 (unsigned long long)a->fsm->format_max);
-        return -1;
-    }
+    /* Above what this binary applies: refused before (fsm.c). */
     if (n < a->cluster_format) {
         resp_add_errorf(reply, "ERR the cluster format is %llu already; it "
                         "never goes back",
@@ -432,7 +425,7 @@ const command raft_commands[] = {
     {"gcs.version", 1, CMD_FAST, versionCommand, NULL, NULL, 0, 0, 0,
      "cluster", "The state-machine formats this member applies, and the "
      "cluster's."},
-    {"gcs.cluster.format", 2, CMD_ADMIN, clusterFormatCommand, NULL,
+    {FSM_CMD_CLUSTER_FORMAT, 2, CMD_ADMIN, clusterFormatCommand, NULL,
      clusterFormatApply, 0, 0, 0, "cluster",
      "Internal: raises the cluster format (the leader proposes it)."},
     {"gcs.test.format2", 1, CMD_WRITE | CMD_ADMIN | CMD_TEST, NULL, NULL,

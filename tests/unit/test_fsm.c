@@ -163,6 +163,36 @@ Test(fsm, unknown_command_stops_the_member)
     envClose(&e);
 }
 
+/* The de-duplication table must not answer for a command this binary
+ * cannot apply: a retry under a request id already recorded (fuzz_entry,
+ * CI, FUZZ_SEED=1) got the recorded reply, and the entry "applied". */
+Test(fsm, unknown_command_is_refused_before_dedup)
+{
+    env e;
+    envOpen(&e);
+    rglue_cmd cmd;
+    void *data;
+    resp_arg set[3] = {{"SET", 3}, {"k", 1}, {"v", 1}};
+    cr_assert_eq(fsm_encode_write(7, 42, 3, set, &data, &cmd.len), 0);
+    cmd.data = data;
+    replies r;
+    memset(&r, 0, sizeof r);
+    cr_assert_eq(e.hooks.apply(e.hooks.ctx, 2, 1700000000000, &cmd, 1,
+                               collect, &r), 0);
+    free(data);
+    cr_assert_str_eq(r.text[0], "+OK\r\n");
+    resp_arg frob[2] = {{"FROB", 4}, {"x", 1}};
+    cr_assert_eq(fsm_encode_write(7, 42, 2, frob, &data, &cmd.len), 0);
+    cmd.data = data;
+    memset(&r, 0, sizeof r);
+    cr_assert_neq(e.hooks.apply(e.hooks.ctx, 3, 1700000000001, &cmd, 1,
+                                collect, &r), 0);
+    free(data);
+    cr_assert_eq(r.n, 0);
+    cr_assert(strstr(e.f.failure, "'FROB'") != NULL, "%s", e.f.failure);
+    envClose(&e);
+}
+
 /* The cluster format: raised through the log, never lowered, gating the
  * commands of a later format; above what the binary applies, the member
  * stops; the raise survives a reopen. */
