@@ -19,8 +19,8 @@ enum {
     OPT_HEARTBEAT, OPT_SNAPSHOT_THRESHOLD, OPT_JOIN, OPT_REDIRECT,
     OPT_LEADER_WAIT, OPT_ADVERTISE, OPT_HTTP_PORT, OPT_SNAPSHOT_TRAILING,
     OPT_HEALTH_PERIOD, OPT_HEALTH_THRESHOLD, OPT_TEST_COMMANDS,
-    OPT_PUBSUB_LIMIT, OPT_WATCH_PROGRESS, OPT_TEST_FORMAT_MAX, OPT_HELP,
-    OPT_VERSION,
+    OPT_PUBSUB_LIMIT, OPT_WATCH_PROGRESS, OPT_TEST_FORMAT_MAX, OPT_DRAIN,
+    OPT_HELP, OPT_VERSION,
 };
 
 /* One row per flag: the long name, its environment twin, and its help. */
@@ -76,6 +76,9 @@ static const option_doc docs[] = {
      "of --peers)"},
     {OPT_REDIRECT, "redirect", "GCSD_REDIRECT", NULL,
      "followers answer -MOVED to the leader instead of forwarding"},
+    {OPT_DRAIN, "shutdown-drain-ms", "GCSD_SHUTDOWN_DRAIN_MS", "MS",
+     "on SIGTERM, how long to keep answering what clients already sent "
+     "before closing their connections (default 5000)"},
     {OPT_LEADER_WAIT, "leader-wait-ms", "GCSD_LEADER_WAIT_MS", "MS",
      "how long a command waits for a leader before -TRYAGAIN (default 60000; "
      "a write whose outcome is unknown waits up to 4 minutes)"},
@@ -330,6 +333,10 @@ static int applyOption(config *cfg, int code, const char *val,
                 cfg->test_commands = false;
             else goto bad;
             return 0;
+        case OPT_DRAIN:
+            if (parseUnsigned(val, 600000, &v) != 0) goto bad;
+            cfg->shutdown_drain_ms = (unsigned)v;
+            return 0;
         case OPT_TEST_FORMAT_MAX:
             if (parseUnsigned(val, 64, &v) != 0 || v < 1) goto bad;
             cfg->test_format_max = (unsigned)v;
@@ -384,6 +391,7 @@ static void setDefaults(config *cfg)
     cfg->snapshot_threshold = 4096;
     cfg->snapshot_trailing = 8192;
     cfg->leader_wait_ms = 60000;
+    cfg->shutdown_drain_ms = 5000;
     /* Ray's health_check_period_ms and health_check_failure_threshold. */
     cfg->health_check_period_ms = 3000;
     cfg->health_check_failure_threshold = 5;

@@ -41,6 +41,7 @@ typedef struct config {
     char join[256];          /* host:port of a member to join through */
     bool redirect;           /* followers reply -MOVED, not forward */
     unsigned leader_wait_ms; /* bound on waiting for a leader */
+    unsigned shutdown_drain_ms; /* bound on answering clients at SIGTERM */
     int http_port;           /* health and metrics; 0 = off */
     bool test_commands;      /* RAFT.CUT and RAFT.DELAY allowed */
     unsigned test_format_max; /* 0, or the newest format it plays (tests) */

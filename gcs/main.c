@@ -98,10 +98,6 @@ static void onServerClosed(server *srv)
     else onRaftStopped(a);
 }
 
-/* How long a stopping member keeps answering what its clients already sent
- * (their reads stopped), well within Kubernetes' 30 s grace period. */
-#define DRAIN_MS 5000
-
 static void closeApp(app *a)
 {
     if (a->closed) return;
@@ -128,7 +124,9 @@ static void shutdownApp(app *a)
     }
     a->stopping = true;
     log_notice("answering what clients already sent, then shutting down");
-    server_drain(&a->srv, DRAIN_MS, onDrained);
+    /* --shutdown-drain-ms: well within Kubernetes' 30 s grace period by
+     * default. */
+    server_drain(&a->srv, a->cfg.shutdown_drain_ms, onDrained);
 }
 
 static void onTransferTimeout(uv_timer_t *t)

@@ -128,6 +128,8 @@ Test(config, health_check_settings)
     cr_assert_eq(load(&cfg, 1, none), CONFIG_OK);
     cr_assert_eq(cfg.health_check_period_ms, 3000);
     cr_assert_eq(cfg.health_check_failure_threshold, 5);
+    cr_assert_eq(cfg.leader_wait_ms, 60000);
+    cr_assert_eq(cfg.shutdown_drain_ms, 5000);
 
     setenv("GCSD_HEALTH_CHECK_PERIOD_MS", "250", 1);
     setenv("GCSD_HEALTH_CHECK_FAILURE_THRESHOLD", "7", 1);
