@@ -11,6 +11,7 @@
 #include "config.h"
 #include "fsm.h"
 #include "log.h"
+#include "member_dial.h"
 #include "rglue.h"
 
 #define RAISE_PERIOD_MS 2000
@@ -47,29 +48,10 @@ static void maybeFree(format_raiser *fr)
  * off the loop). */
 static void probeOne(probe *p, const char *password)
 {
-    char host[256];
-    const char *colon = strrchr(p->addr, ':');
-    if (colon == NULL || (size_t)(colon - p->addr) >= sizeof host) {
-        snprintf(p->why, sizeof p->why, "bad address '%s'", p->addr);
-        return;
-    }
-    memcpy(host, p->addr, (size_t)(colon - p->addr));
-    host[colon - p->addr] = '\0';
-    struct timeval tv = {PROBE_TIMEOUT_MS / 1000,
-                         (PROBE_TIMEOUT_MS % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    if (c == NULL || c->err) {
-        snprintf(p->why, sizeof p->why, "%s", c ? c->errstr : "no memory");
-        if (c != NULL) redisFree(c);
-        return;
-    }
-    redisSetTimeout(c, tv);
-    redisReply *r;
-    if (password[0] != '\0') {
-        r = redisCommand(c, "AUTH %s", password);
-        if (r != NULL) freeReplyObject(r);
-    }
-    r = redisCommand(c, "GCS.VERSION");
+    redisContext *c = member_dial(p->addr, password, PROBE_TIMEOUT_MS,
+                                  PROBE_TIMEOUT_MS, p->why, sizeof p->why);
+    if (c == NULL) return;
+    redisReply *r = redisCommand(c, "GCS.VERSION");
     if (r == NULL) {
         snprintf(p->why, sizeof p->why, "%s", c->errstr);
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&

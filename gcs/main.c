@@ -18,6 +18,7 @@
 #include "fsm.h"
 #include "http.h"
 #include "log.h"
+#include "member_dial.h"
 #include "proxy.h"
 #include "node_health.h"
 #include "pg_wait.h"
@@ -267,27 +268,10 @@ static void joinWork(uv_work_t *w)
 {
     app *a = w->data;
     a->join_err[0] = '\0';
-    char host[256];
-    const char *colon = strrchr(a->cfg.join, ':');
-    size_t hl = (size_t)(colon - a->cfg.join);
-    if (hl >= sizeof host) hl = sizeof host - 1;
-    memcpy(host, a->cfg.join, hl);
-    host[hl] = '\0';
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    if (c == NULL || c->err) {
-        snprintf(a->join_err, sizeof a->join_err, "cannot connect to %s: %s",
-                 a->cfg.join, c ? c->errstr : "out of memory");
-        if (c) redisFree(c);
-        return;
-    }
-    redisSetTimeout(c, (struct timeval){10, 0});
-    redisReply *r;
-    if (a->cfg.requirepass[0] != '\0') {
-        r = redisCommand(c, "AUTH %s", a->cfg.requirepass);
-        if (r != NULL) freeReplyObject(r);
-    }
-    r = redisCommand(c, "RAFT.ADD %" PRIu64 " %s", a->cfg.id, a->raft_addr);
+    redisContext *c = member_dial(a->cfg.join, a->cfg.requirepass, 2000,
+                                  10000, a->join_err, sizeof a->join_err);
+    if (c == NULL) return;
+    redisReply *r = redisCommand(c, "RAFT.ADD %" PRIu64 " %s", a->cfg.id, a->raft_addr);
     if (r == NULL) {
         snprintf(a->join_err, sizeof a->join_err, "%s: %s", a->cfg.join,
                  c->errstr);
@@ -498,7 +482,8 @@ int main(int argc, char **argv)
         .period_ms = a.cfg.health_check_period_ms,
         .failure_threshold = a.cfg.health_check_failure_threshold,
     };
-    if (node_health_start(&a.loop, &a.state, a.raft, &hc, &a.health) != 0) {
+    if (node_health_start(&a.loop, &a.state, a.raft, &hc, &a.health) != 0 ||
+        format_raiser_start(&a.loop, &a.srv, &a.raiser) != 0) {
         fprintf(stderr, "gcsd: out of memory\n");
         shutdownApp(&a);
         uv_run(&a.loop, UV_RUN_DEFAULT);
@@ -507,13 +492,6 @@ int main(int argc, char **argv)
     }
     a.srv.node_health = a.health;
     a.srv.pg_waits = a.waits;
-    if (format_raiser_start(&a.loop, &a.srv, &a.raiser) != 0) {
-        fprintf(stderr, "gcsd: out of memory\n");
-        shutdownApp(&a);
-        uv_run(&a.loop, UV_RUN_DEFAULT);
-        fsm_close(&a.state);
-        return 1;
-    }
 
     log_notice("gcsd ready: clients on %s:%d, raft member %" PRIu64
                " at %s, data in %s", a.cfg.bind, a.cfg.port, a.cfg.id,
