@@ -68,8 +68,8 @@ typedef struct fsm {
     bool failed;
     char failure[256];
     uint64_t cluster_format; /* mirrors the stored value (absent: 1) */
-    /* The newest format this member applies: FSM_FORMAT_MAX, or lower... or
-     * higher only in tests that play a newer binary (--test-format-max). */
+    /* The newest format this member applies: FSM_FORMAT_MAX, or what a test
+     * playing another binary sets (--test-format-max). */
     uint64_t format_max;
 } fsm;
 
